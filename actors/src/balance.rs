@@ -1,0 +1,212 @@
+//! Choosing a ChatServer: the pure rules the `ServerRegistry` applies.
+//!
+//! Kept free of actors and I/O so unit tests can drive every case. A server's
+//! load is its last polled connection count plus what this instance sent its
+//! way since that poll, so a burst between two polls spreads across servers
+//! instead of piling onto the one that looked emptiest at the poll.
+
+/// A field of the load hash, as the last successful poll read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadField {
+    /// A base-10 integer >= 0, as ChatServers write it.
+    Count(u64),
+    /// No field for this server: it is not running (or never started).
+    Missing,
+    /// The field holds something else; shown (shortened) in the warning.
+    Invalid(String),
+}
+
+/// Longest excerpt of an invalid load value kept for the log line.
+const INVALID_EXCERPT_LEN: usize = 32;
+
+/// Interprets one value of the load hash (`None` when the field is absent).
+///
+/// Only plain ASCII digits count: `+5`, ` 5`, `-1`, `5.0` and values beyond
+/// `u64` are invalid, because no ChatServer writes them.
+pub fn parse_load_field(raw: Option<&[u8]>) -> LoadField {
+    let Some(raw) = raw else {
+        return LoadField::Missing;
+    };
+    let count = if !raw.is_empty() && raw.iter().all(u8::is_ascii_digit) {
+        // All ASCII digits, so valid UTF-8; only overflow can fail here.
+        std::str::from_utf8(raw).ok().and_then(|s| s.parse().ok())
+    } else {
+        None
+    };
+    match count {
+        Some(count) => LoadField::Count(count),
+        None => {
+            let shown = &raw[..raw.len().min(INVALID_EXCERPT_LEN)];
+            LoadField::Invalid(String::from_utf8_lossy(shown).into_owned())
+        }
+    }
+}
+
+/// What the registry knows about one server between polls.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerLoad {
+    /// Count from the last successful poll; `None` until one saw a valid count.
+    pub polled: Option<u64>,
+    /// Tokens stored for this server since that poll.
+    pub assigned_since_poll: u64,
+    /// Placements chosen whose token write has not finished yet. They count
+    /// provisionally, so concurrent requests spread before their writes land.
+    pub in_flight: u64,
+    /// Whether the last TCP probe connected (always true when probing is off).
+    pub reachable: bool,
+}
+
+impl AsRef<ServerLoad> for ServerLoad {
+    fn as_ref(&self) -> &ServerLoad {
+        self
+    }
+}
+
+impl ServerLoad {
+    /// The load used to compare servers, or `None` when the server is not alive.
+    pub fn effective_load(&self) -> Option<u64> {
+        if !self.reachable {
+            return None;
+        }
+        self.polled.map(|polled| {
+            polled
+                .saturating_add(self.assigned_since_poll)
+                .saturating_add(self.in_flight)
+        })
+    }
+}
+
+/// Index of the alive server with the least effective load, or `None` when
+/// no server is alive.
+///
+/// Ties go to the first tied server at or after `start` (wrapping), so a
+/// caller that passes "last choice + 1" makes equal servers take turns.
+pub fn choose_server<L: AsRef<ServerLoad>>(loads: &[L], start: usize) -> Option<usize> {
+    let n = loads.len();
+    (0..n)
+        .map(|offset| (start + offset) % n)
+        .filter_map(|i| loads[i].as_ref().effective_load().map(|load| (load, i)))
+        // min_by_key keeps the first of equal keys: the one nearest `start`.
+        .min_by_key(|&(load, _)| load)
+        .map(|(_, i)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alive(polled: u64) -> ServerLoad {
+        ServerLoad {
+            polled: Some(polled),
+            reachable: true,
+            ..ServerLoad::default()
+        }
+    }
+
+    #[test]
+    fn parses_plain_decimal_counts() {
+        assert_eq!(parse_load_field(Some(b"0")), LoadField::Count(0));
+        assert_eq!(parse_load_field(Some(b"42")), LoadField::Count(42));
+        assert_eq!(
+            parse_load_field(Some(b"18446744073709551615")),
+            LoadField::Count(u64::MAX)
+        );
+    }
+
+    #[test]
+    fn missing_field_is_missing() {
+        assert_eq!(parse_load_field(None), LoadField::Missing);
+    }
+
+    #[test]
+    fn anything_but_digits_is_invalid() {
+        for raw in [
+            &b""[..],
+            b"-1",
+            b"+5",
+            b" 5",
+            b"5 ",
+            b"5.0",
+            b"abc",
+            b"\xff\xfe",
+            b"18446744073709551616",
+        ] {
+            assert!(
+                matches!(parse_load_field(Some(raw)), LoadField::Invalid(_)),
+                "{raw:?} should be invalid"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_value_is_shortened_for_the_log() {
+        let long = vec![b'x'; 1000];
+        let LoadField::Invalid(shown) = parse_load_field(Some(&long)) else {
+            panic!("1000 x's are not a count");
+        };
+        assert_eq!(shown.len(), INVALID_EXCERPT_LEN);
+    }
+
+    #[test]
+    fn picks_least_polled_load() {
+        let loads = [alive(5), alive(2), alive(9)];
+        assert_eq!(choose_server(&loads, 0), Some(1));
+    }
+
+    #[test]
+    fn assignments_and_in_flight_count_as_load() {
+        let mut busy = alive(2);
+        busy.assigned_since_poll = 3;
+        let mut pending = alive(1);
+        pending.in_flight = 5;
+        let loads = [busy, pending, alive(4)];
+        assert_eq!(choose_server(&loads, 0), Some(2));
+    }
+
+    #[test]
+    fn not_polled_or_unreachable_servers_are_never_chosen() {
+        let never_polled = ServerLoad {
+            reachable: true,
+            ..ServerLoad::default()
+        };
+        let unreachable = ServerLoad {
+            polled: Some(0),
+            reachable: false,
+            ..ServerLoad::default()
+        };
+        let loads = [never_polled, unreachable, alive(100)];
+        assert_eq!(choose_server(&loads, 0), Some(2));
+        assert_eq!(choose_server(&loads[..2], 0), None);
+        assert_eq!(choose_server::<ServerLoad>(&[], 0), None);
+    }
+
+    #[test]
+    fn ties_rotate_from_start() {
+        let loads = [alive(3), alive(3), alive(3)];
+        assert_eq!(choose_server(&loads, 0), Some(0));
+        assert_eq!(choose_server(&loads, 1), Some(1));
+        assert_eq!(choose_server(&loads, 2), Some(2));
+        assert_eq!(choose_server(&loads, 3), Some(0));
+    }
+
+    #[test]
+    fn a_burst_between_polls_spreads_evenly() {
+        let mut loads = vec![alive(0), alive(0), alive(0)];
+        let mut start = 0;
+        for _ in 0..300 {
+            let i = choose_server(&loads, start).expect("three alive servers");
+            loads[i].assigned_since_poll += 1;
+            start = i + 1;
+        }
+        let counts: Vec<u64> = loads.iter().map(|l| l.assigned_since_poll).collect();
+        assert_eq!(counts, vec![100, 100, 100]);
+    }
+
+    #[test]
+    fn saturates_instead_of_overflowing() {
+        let mut huge = alive(u64::MAX);
+        huge.in_flight = 1;
+        assert_eq!(huge.effective_load(), Some(u64::MAX));
+        assert_eq!(choose_server(&[huge, alive(1)], 0), Some(1));
+    }
+}

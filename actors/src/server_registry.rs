@@ -1,0 +1,296 @@
+//! `ServerRegistry`: owns the map of ChatServers and places each user on one.
+//!
+//! It keeps, per configured server, the load the `LoadPoller` last read, the
+//! probe result, and the assignments this instance made since; `PlaceUser`
+//! chooses with [`choose_server`](crate::balance::choose_server) and asks the
+//! `TokenActor` for the token. A placement holds an in-flight slot on its
+//! server while the token is written, so concurrent requests already spread;
+//! once the token is stored it counts as an assignment, and if the write
+//! fails the slot is released and nothing counts.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+
+use crate::Shutdown;
+use crate::balance::{LoadField, ServerLoad, choose_server};
+use crate::chat_server::ChatServer;
+use crate::redis_link::RedisFailure;
+use crate::token::token_prefix_for_log;
+use crate::token_actor::{IssueToken, TokenActor};
+
+struct Slot {
+    server: Arc<ChatServer>,
+    load: ServerLoad,
+    /// The field as the last poll read it; `None` before the first poll.
+    field: Option<LoadField>,
+}
+
+impl AsRef<ServerLoad> for Slot {
+    fn as_ref(&self) -> &ServerLoad {
+        &self.load
+    }
+}
+
+/// Owns the ChatServer map; the only place balancing state changes.
+pub struct ServerRegistry {
+    slots: Vec<Slot>,
+    tokens: Addr<TokenActor>,
+    probing: bool,
+    /// When a poll last succeeded; `None` until the first one did.
+    last_poll: Option<Instant>,
+    /// Where the next tie-break starts, so equal servers take turns.
+    next_start: usize,
+}
+
+impl ServerRegistry {
+    /// `probing`: whether `ProbeReport`s will arrive; without probing every
+    /// server counts as reachable.
+    pub fn new(servers: Vec<ChatServer>, tokens: Addr<TokenActor>, probing: bool) -> Self {
+        let slots = servers
+            .into_iter()
+            .map(|server| Slot {
+                server: Arc::new(server),
+                load: ServerLoad {
+                    reachable: !probing,
+                    ..ServerLoad::default()
+                },
+                field: None,
+            })
+            .collect();
+        ServerRegistry {
+            slots,
+            tokens,
+            probing,
+            last_poll: None,
+            next_start: 0,
+        }
+    }
+
+    fn slot_mut(&mut self, name: &str) -> Option<&mut Slot> {
+        self.slots.iter_mut().find(|slot| slot.server.name == name)
+    }
+
+    /// Why no server can be chosen, for the UNAVAILABLE message.
+    fn unavailable_reason(&self) -> PlacementError {
+        if self.last_poll.is_none() {
+            return PlacementError::NoLoadData;
+        }
+        let reasons = self
+            .slots
+            .iter()
+            .map(|slot| {
+                let why = match slot.field {
+                    Some(LoadField::Count(_)) => "does not accept TCP connections",
+                    Some(LoadField::Invalid(_)) => "its load field is not a count",
+                    Some(LoadField::Missing) | None => "not in the load hash",
+                };
+                format!("{}: {why}", slot.server.name)
+            })
+            .collect();
+        PlacementError::NoServerAlive(reasons)
+    }
+
+    /// Turns an in-flight slot into an assignment (token stored) or frees it.
+    fn settle(&mut self, server: &ChatServer, stored: bool) {
+        // The server may have left the map meanwhile; then nothing to count.
+        if let Some(slot) = self.slot_mut(&server.name) {
+            slot.load.in_flight = slot.load.in_flight.saturating_sub(1);
+            if stored {
+                slot.load.assigned_since_poll += 1;
+            }
+        }
+    }
+}
+
+impl Actor for ServerRegistry {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        log::debug!("server registry stopped");
+    }
+}
+
+/// Where a user goes, and the token the ChatServer will check.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    pub server: Arc<ChatServer>,
+    pub token: String,
+}
+
+/// Why `PlaceUser` gave no placement.
+#[derive(Debug)]
+pub enum PlacementError {
+    /// `uid <= 0`: a business error, answered without touching Redis.
+    InvalidUid,
+    /// No poll has succeeded yet (Redis unreachable since start-up).
+    NoLoadData,
+    /// Every configured server is not alive; one reason per server.
+    NoServerAlive(Vec<String>),
+    /// The token could not be stored.
+    Token(RedisFailure),
+    /// The token actor has stopped (only during shutdown).
+    TokenActorGone,
+}
+
+impl fmt::Display for PlacementError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlacementError::InvalidUid => write!(f, "uid must be positive"),
+            PlacementError::NoLoadData => write!(
+                f,
+                "no chat server is alive: the load hash has not been read yet (is Redis reachable?)"
+            ),
+            PlacementError::NoServerAlive(reasons) => {
+                write!(f, "no chat server is alive ({})", reasons.join("; "))
+            }
+            PlacementError::Token(failure) => write!(f, "cannot store the login token: {failure}"),
+            PlacementError::TokenActorGone => write!(f, "the server is shutting down"),
+        }
+    }
+}
+
+impl std::error::Error for PlacementError {}
+
+/// Chooses the least-loaded alive server for `uid` and issues its token.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Placement, PlacementError>")]
+pub struct PlaceUser {
+    pub uid: i32,
+}
+
+impl Handler<PlaceUser> for ServerRegistry {
+    type Result = ResponseActFuture<Self, Result<Placement, PlacementError>>;
+
+    fn handle(&mut self, msg: PlaceUser, _ctx: &mut Self::Context) -> Self::Result {
+        if msg.uid <= 0 {
+            return Box::pin(fut::ready(Err(PlacementError::InvalidUid)));
+        }
+        let Some(index) = choose_server(&self.slots, self.next_start) else {
+            return Box::pin(fut::ready(Err(self.unavailable_reason())));
+        };
+        self.next_start = index + 1;
+        let slot = &mut self.slots[index];
+        log::debug!(
+            "uid {} -> {} (load {}: polled {} + {} assigned + {} in flight)",
+            msg.uid,
+            slot.server.name,
+            slot.load.effective_load().unwrap_or_default(),
+            slot.load.polled.unwrap_or_default(),
+            slot.load.assigned_since_poll,
+            slot.load.in_flight,
+        );
+        slot.load.in_flight += 1;
+        let server = Arc::clone(&slot.server);
+        let uid = msg.uid;
+        Box::pin(self.tokens.send(IssueToken { uid }).into_actor(self).map(
+            move |issued, registry, _ctx| {
+                let outcome = match issued {
+                    Ok(Ok(token)) => Ok(token),
+                    Ok(Err(failure)) => Err(PlacementError::Token(failure)),
+                    Err(_mailbox) => Err(PlacementError::TokenActorGone),
+                };
+                registry.settle(&server, outcome.is_ok());
+                match outcome {
+                    Ok(token) => {
+                        log::debug!(
+                            "uid {uid}: token {}... stored for {}",
+                            token_prefix_for_log(&token),
+                            server.name
+                        );
+                        Ok(Placement { server, token })
+                    }
+                    Err(err) => {
+                        log::error!("uid {uid}: {err}");
+                        Err(err)
+                    }
+                }
+            },
+        ))
+    }
+}
+
+/// The load hash as one poll read it, one entry per configured server.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct LoadReport {
+    pub fields: Vec<(String, LoadField)>,
+}
+
+impl Handler<LoadReport> for ServerRegistry {
+    type Result = ();
+
+    fn handle(&mut self, report: LoadReport, _ctx: &mut Self::Context) {
+        for (name, field) in report.fields {
+            let Some(slot) = self.slot_mut(&name) else {
+                continue;
+            };
+            let changed = slot.field.as_ref().map(std::mem::discriminant)
+                != Some(std::mem::discriminant(&field));
+            // Log changes only: a bad field would otherwise warn every poll.
+            if changed {
+                match &field {
+                    LoadField::Count(count) => {
+                        log::info!("{name}: alive in the load hash (count {count})")
+                    }
+                    LoadField::Missing => {
+                        log::warn!(
+                            "{name}: no field in the load hash (not running?); not choosing it"
+                        )
+                    }
+                    LoadField::Invalid(raw) => {
+                        log::warn!("{name}: load field holds {raw:?}, not a count; not choosing it")
+                    }
+                }
+            }
+            slot.load.polled = match &field {
+                LoadField::Count(count) => Some(*count),
+                LoadField::Missing | LoadField::Invalid(_) => None,
+            };
+            slot.field = Some(field);
+            slot.load.assigned_since_poll = 0;
+        }
+        self.last_poll = Some(Instant::now());
+    }
+}
+
+/// Results of one round of TCP probes: server name and whether it accepted.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ProbeReport {
+    pub reachable: Vec<(String, bool)>,
+}
+
+impl Handler<ProbeReport> for ServerRegistry {
+    type Result = ();
+
+    fn handle(&mut self, report: ProbeReport, _ctx: &mut Self::Context) {
+        if !self.probing {
+            return;
+        }
+        for (name, reachable) in report.reachable {
+            let Some(slot) = self.slot_mut(&name) else {
+                continue;
+            };
+            if slot.load.reachable != reachable {
+                if reachable {
+                    log::info!("{name}: accepts TCP connections again");
+                } else {
+                    let addr = format!("{}:{}", slot.server.host, slot.server.port);
+                    log::warn!("{name}: {addr} does not accept TCP connections; not choosing it");
+                }
+            }
+            slot.load.reachable = reachable;
+        }
+    }
+}
+
+impl Handler<Shutdown> for ServerRegistry {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Shutdown, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
