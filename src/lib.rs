@@ -1,0 +1,14 @@
+//! status-server: the StatusServer of the chat system.
+//!
+//! `server` wires everything; `status_service` is the gRPC front end; the
+//! actors and balancing rules live in the `status-actors` crate (`actors/`).
+
+pub mod config;
+pub mod server;
+pub mod shutdown;
+pub mod status_service;
+
+/// Code generated from `proto/message.proto` (package `message`).
+pub mod proto {
+    tonic::include_proto!("message");
+}

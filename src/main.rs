@@ -1,0 +1,59 @@
+//! `status-server --config PATH`: the StatusServer process.
+//!
+//! Exit codes: 0 after a graceful shutdown; 1 when the config is bad, the
+//! server cannot start, or shutdown had to cut requests off; 2 for a bad
+//! command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use status_server::config::Settings;
+use status_server::server::{self, Exit};
+
+/// StatusServer of the chat system: places each user on the least-loaded
+/// ChatServer and issues the login token the ChatServer checks.
+///
+/// Stop it with SIGTERM or SIGINT: it stops accepting, finishes accepted
+/// requests (up to server.shutdown_grace_ms), and exits 0. Logs go to stderr;
+/// set RUST_LOG (e.g. RUST_LOG=debug) for more. STATUS_REDIS_URL, when set
+/// and non-empty, replaces redis.url.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    /// Config file (TOML); see the README for every key.
+    #[arg(long, value_name = "PATH", default_value = "config/status.toml")]
+    config: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+
+    let settings = match Settings::load(&cli.config) {
+        Ok(settings) => settings,
+        Err(err) => {
+            // Straight to stderr: visible whatever RUST_LOG says.
+            eprintln!("status-server: error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let system = actix_rt::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            // Without a runtime nothing can run; this only fails when the OS
+            // refuses threads or an epoll instance at start-up.
+            .expect("building the tokio runtime at start-up")
+    });
+    let outcome = system.block_on(server::run(settings));
+    match outcome {
+        Ok(Exit::Drained) => ExitCode::SUCCESS,
+        Ok(Exit::GraceExceeded | Exit::Forced) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("status-server: error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

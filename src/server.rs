@@ -1,0 +1,213 @@
+//! Server wiring in one place: start the actors, take the first readings,
+//! open the gRPC port, serve until a stop signal, drain, stop the actors.
+//!
+//! The order is the contract's (CONTRACT §3 "Process"): the port opens only
+//! after the first poll and probes (each bounded by its timeout), and on
+//! SIGTERM/SIGINT the listener closes at once, accepted requests finish, then
+//! the poller, registry and token actor stop in that order and Redis closes.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use actix::{Actor, Addr};
+use status_actors::Shutdown;
+use status_actors::load_poller::{LoadPoller, Poll, PollSettings, Probe};
+use status_actors::redis_link;
+use status_actors::server_registry::ServerRegistry;
+use status_actors::token_actor::{TokenActor, TokenSettings};
+use tonic::transport::server::TcpIncoming;
+
+use crate::config::{Settings, redact_url};
+use crate::proto::status_service_server::StatusServiceServer;
+use crate::shutdown::StopSignals;
+use crate::status_service::StatusService;
+
+/// Largest request accepted; real requests are a few dozen bytes.
+const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// How a run ended, when it did not fail to start.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Every accepted request finished within the grace period.
+    Drained,
+    /// Draining outlasted `shutdown_grace_ms`; the rest was cut off.
+    GraceExceeded,
+    /// A second stop signal arrived while draining.
+    Forced,
+}
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub enum StartError {
+    Signals(std::io::Error),
+    Redis(redis::RedisError),
+    Bind(SocketAddr, std::io::Error),
+    Serve(tonic::transport::Error),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Signals(err) => write!(f, "cannot install signal handlers: {err}"),
+            StartError::Redis(err) => write!(f, "cannot set up the Redis client: {err}"),
+            StartError::Bind(addr, err) => write!(f, "cannot listen on {addr}: {err}"),
+            StartError::Serve(err) => write!(f, "gRPC server failed: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+struct Actors {
+    poller: Addr<LoadPoller>,
+    registry: Addr<ServerRegistry>,
+    tokens: Addr<TokenActor>,
+}
+
+impl Actors {
+    /// Must run inside the actix System (actors start on its thread).
+    fn start(settings: &Settings) -> Result<Actors, StartError> {
+        let redis = &settings.redis;
+        let conn =
+            redis_link::connect(&redis.url, redis.command_timeout).map_err(StartError::Redis)?;
+        let tokens = TokenActor::new(
+            conn.clone(),
+            TokenSettings {
+                prefix: redis.token_prefix.clone(),
+                ttl_secs: redis.token_ttl_secs,
+                command_timeout: redis.command_timeout,
+            },
+        )
+        .start();
+        let probing = settings.balancer.probe_interval.is_some();
+        let registry =
+            ServerRegistry::new(settings.chat_servers.clone(), tokens.clone(), probing).start();
+        let poller = LoadPoller::new(
+            conn,
+            registry.clone(),
+            PollSettings {
+                servers: settings.chat_servers.clone(),
+                login_count_key: redis.login_count_key.clone(),
+                poll_interval: settings.balancer.poll_interval,
+                probe_interval: settings.balancer.probe_interval,
+                command_timeout: redis.command_timeout,
+            },
+        )
+        .start();
+        Ok(Actors {
+            poller,
+            registry,
+            tokens,
+        })
+    }
+
+    /// Stops the actors in dependency order: nothing feeds the registry once
+    /// the poller is gone, and nothing asks for tokens once the registry is.
+    async fn stop(self) {
+        // An error means the actor already stopped, which is what we want.
+        let _ = self.poller.send(Shutdown).await;
+        let _ = self.registry.send(Shutdown).await;
+        let _ = self.tokens.send(Shutdown).await;
+    }
+}
+
+/// Runs the server until a stop signal; must be awaited inside the actix System.
+pub async fn run(settings: Settings) -> Result<Exit, StartError> {
+    let mut signals = StopSignals::install().map_err(StartError::Signals)?;
+    let actors = Actors::start(&settings)?;
+
+    // First readings before the port opens; each is bounded by its timeout.
+    let started = Instant::now();
+    let _ = futures_util::future::join(actors.poller.send(Poll), actors.poller.send(Probe)).await;
+    log::debug!("first poll and probes took {:?}", started.elapsed());
+
+    let listen = settings.server.listen;
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            actors.stop().await;
+            return Err(StartError::Bind(listen, err));
+        }
+    };
+    let local_addr = listener.local_addr().unwrap_or(listen);
+    log_summary(&settings, local_addr);
+
+    let service = StatusServiceServer::new(StatusService::new(
+        actors.registry.clone(),
+        actors.tokens.clone(),
+    ))
+    .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
+    let serve = tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            async {
+                // The sender is dropped or fires only when we start draining.
+                let _ = drain_rx.await;
+            },
+        );
+    tokio::pin!(serve);
+
+    let exit = tokio::select! {
+        served = &mut serve => {
+            // The server ended without being asked to: a transport failure.
+            actors.stop().await;
+            return Err(served.err().map_or_else(
+                || StartError::Bind(local_addr, std::io::Error::other("listener closed")),
+                StartError::Serve,
+            ));
+        }
+        signal = signals.recv() => {
+            log::info!("{signal}: closing the listener, draining accepted requests (grace {} ms)",
+                settings.server.shutdown_grace.as_millis());
+            let _ = drain_tx.send(());
+            let drain_started = Instant::now();
+            tokio::select! {
+                served = tokio::time::timeout(settings.server.shutdown_grace, &mut serve) => match served {
+                    Ok(Ok(())) => {
+                        log::info!("drained in {} ms", drain_started.elapsed().as_millis());
+                        Exit::Drained
+                    }
+                    Ok(Err(err)) => {
+                        log::error!("gRPC server failed while draining: {err}");
+                        Exit::GraceExceeded
+                    }
+                    Err(_) => {
+                        log::error!("draining outlasted the {} ms grace period; cutting off the rest",
+                            settings.server.shutdown_grace.as_millis());
+                        Exit::GraceExceeded
+                    }
+                },
+                signal = signals.recv() => {
+                    log::warn!("{signal} again while draining: exiting now");
+                    Exit::Forced
+                }
+            }
+        }
+    };
+    actors.stop().await;
+    log::info!("stopped");
+    Ok(exit)
+}
+
+fn log_summary(settings: &Settings, local_addr: SocketAddr) {
+    let servers: Vec<String> = settings
+        .chat_servers
+        .iter()
+        .map(|s| format!("{}={}:{}", s.name, s.host, s.port))
+        .collect();
+    let probe = match settings.balancer.probe_interval {
+        Some(interval) => format!("every {} ms", interval.as_millis()),
+        None => "off".to_string(),
+    };
+    log::info!(
+        "status-server listening on {local_addr}; redis {} (token ttl {} s, timeout {} ms); chat servers [{}]; poll every {} ms, probe {probe}",
+        redact_url(&settings.redis.url),
+        settings.redis.token_ttl_secs,
+        settings.redis.command_timeout.as_millis(),
+        servers.join(", "),
+        settings.balancer.poll_interval.as_millis(),
+    );
+}
