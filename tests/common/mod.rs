@@ -1,0 +1,469 @@
+//! Test harness: a real `redis-server` on a free port, the `status-server`
+//! binary as a child process, stand-in ChatServers, and small helpers.
+//!
+//! Every process is killed when its handle drops, so a failing test leaves
+//! nothing behind. Waits are on events (a log line, a port answering) with a
+//! deadline, never fixed sleeps.
+
+#![allow(dead_code)] // each test binary uses its own subset of the harness
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use status_server::proto::status_service_client::StatusServiceClient;
+use tonic::transport::Channel;
+
+/// Upper bound for anything the harness waits on.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A port nobody listens on right now (the OS picked it; we released it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("binding an ephemeral port on 127.0.0.1")
+        .port()
+}
+
+/// Polls `check` until it returns `Some` or `WAIT` passes.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A private `redis-server`, killed on drop.
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl RedisServer {
+    pub async fn start() -> RedisServer {
+        Self::start_on(free_port(), &[]).await
+    }
+
+    /// Also accepts `DEBUG SLEEP`, to simulate a hung Redis.
+    pub async fn start_with_debug() -> RedisServer {
+        Self::start_on(free_port(), &["--enable-debug-command", "yes"]).await
+    }
+
+    pub async fn start_on(port: u16, extra: &[&str]) -> RedisServer {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (.ci/run installs it)");
+        let server = RedisServer { child, port };
+        let client = server.client();
+        eventually("redis-server to answer PING", || {
+            let client = client.clone();
+            async move {
+                let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+                redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .ok()
+            }
+        })
+        .await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(self.url()).expect("a redis:// URL with a port parses")
+    }
+
+    pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
+        self.client()
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connecting to the test redis-server")
+    }
+
+    /// Calls per command since the last `CONFIG RESETSTAT` (from `INFO commandstats`).
+    pub async fn command_calls(&self) -> HashMap<String, u64> {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut self.conn().await)
+            .await
+            .expect("INFO commandstats");
+        parse_commandstats(&info)
+    }
+
+    pub async fn reset_stats(&self) {
+        let () = redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query_async(&mut self.conn().await)
+            .await
+            .expect("CONFIG RESETSTAT");
+    }
+
+    /// Kills the server now (a crash, from the clients' point of view).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `cmdstat_set:calls=3,usec=...` lines -> {"set": 3}.
+pub fn parse_commandstats(info: &str) -> HashMap<String, u64> {
+    info.lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest.split(',').find_map(|kv| kv.strip_prefix("calls="))?;
+            Some((name.to_string(), calls.parse().ok()?))
+        })
+        .collect()
+}
+
+/// One `[[chat_servers]]` entry for a test config.
+pub struct ChatServerEntry {
+    pub name: String,
+    pub port: u16,
+}
+
+impl ChatServerEntry {
+    pub fn new(name: &str, port: u16) -> Self {
+        ChatServerEntry {
+            name: name.to_string(),
+            port,
+        }
+    }
+}
+
+/// A config for tests: gRPC on an ephemeral port, probing off, fast polls.
+pub struct TestConfig {
+    pub redis_url: String,
+    pub servers: Vec<ChatServerEntry>,
+    pub poll_interval_ms: u64,
+    pub probe_interval_ms: u64,
+    pub command_timeout_ms: u64,
+    pub token_ttl_secs: u64,
+    pub shutdown_grace_ms: u64,
+}
+
+impl TestConfig {
+    pub fn new(redis: &RedisServer, servers: Vec<ChatServerEntry>) -> Self {
+        TestConfig {
+            redis_url: redis.url(),
+            servers,
+            poll_interval_ms: 100,
+            probe_interval_ms: 0,
+            command_timeout_ms: 1000,
+            token_ttl_secs: 86400,
+            shutdown_grace_ms: 10000,
+        }
+    }
+
+    pub fn to_toml(&self) -> String {
+        let mut toml = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\nshutdown_grace_ms = {}\n\n\
+             [redis]\nurl = \"{}\"\ntoken_ttl_secs = {}\ncommand_timeout_ms = {}\n\n\
+             [balancer]\npoll_interval_ms = {}\nprobe_interval_ms = {}\n",
+            self.shutdown_grace_ms,
+            self.redis_url,
+            self.token_ttl_secs,
+            self.command_timeout_ms,
+            self.poll_interval_ms,
+            self.probe_interval_ms,
+        );
+        for server in &self.servers {
+            toml.push_str(&format!(
+                "\n[[chat_servers]]\nname = \"{}\"\nhost = \"127.0.0.1\"\nport = {}\n",
+                server.name, server.port
+            ));
+        }
+        toml
+    }
+}
+
+/// Writes `text` into a fresh temporary file and returns both (the file
+/// disappears when the `TempDir` drops).
+pub fn write_config(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("creating a temporary directory");
+    let path = dir.path().join("status.toml");
+    std::fs::File::create(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .expect("writing the test config");
+    (dir, path)
+}
+
+/// The `status-server` binary Cargo built for these tests.
+pub fn server_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_status-server"))
+}
+
+/// A running `status-server` process, killed on drop.
+pub struct StatusServer {
+    child: Child,
+    _config_dir: tempfile::TempDir,
+    pub addr: SocketAddr,
+    /// Every log line so far arrives here (stderr, read by a thread).
+    log_lines: mpsc::Receiver<String>,
+    pub log: Vec<String>,
+}
+
+impl StatusServer {
+    pub async fn start(config: &TestConfig) -> StatusServer {
+        Self::start_with_config_text(&config.to_toml()).await
+    }
+
+    /// Starts the binary and waits for its "listening on" line.
+    pub async fn start_with_config_text(text: &str) -> StatusServer {
+        let (dir, path) = write_config(text);
+        let mut child = Command::new(server_binary())
+            .arg("--config")
+            .arg(&path)
+            .env("RUST_LOG", "debug")
+            .env_remove("STATUS_REDIS_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning status-server");
+        let stderr = child.stderr.take().expect("stderr was piped");
+        let (tx, log_lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = StatusServer {
+            child,
+            _config_dir: dir,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log_lines,
+            log: Vec::new(),
+        };
+        let line = server.wait_for_log("listening on").await;
+        server.addr = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split(';').next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        server
+    }
+
+    /// Waits until a log line containing `needle` appears; returns it.
+    pub async fn wait_for_log(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(line) = self.log.iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            match self.log_lines.recv_timeout(Duration::from_millis(10)) {
+                Ok(line) => self.log.push(line),
+                Err(mpsc::RecvTimeoutError::Timeout) => tokio::task::yield_now().await,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    panic!(
+                        "status-server exited before logging {needle:?}; log:\n{}",
+                        self.log.join("\n")
+                    )
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {needle:?} within {WAIT:?}; log:\n{}",
+                self.log.join("\n")
+            );
+        }
+    }
+
+    /// Every log line the process wrote until it exited (call after `wait`).
+    pub fn drain_log(&mut self) -> &[String] {
+        while let Ok(line) = self.log_lines.recv_timeout(Duration::from_secs(2)) {
+            self.log.push(line);
+        }
+        &self.log
+    }
+
+    pub async fn client(&self) -> StatusServiceClient<Channel> {
+        StatusServiceClient::connect(format!("http://{}", self.addr))
+            .await
+            .expect("connecting to status-server")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (e.g. "TERM") to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub async fn wait_exit(&mut self) -> ExitStatus {
+        eventually("status-server to exit", || {
+            let status = self.child.try_wait().expect("waiting for status-server");
+            async move { status }
+        })
+        .await
+    }
+}
+
+impl Drop for StatusServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the binary with `config_text` and returns (exit status, stderr) once
+/// it exits, for configs that must be rejected at start.
+pub fn run_to_exit(config_text: &str) -> (ExitStatus, String) {
+    let (_dir, path) = write_config(config_text);
+    run_binary_to_exit(&[std::ffi::OsStr::new("--config"), path.as_os_str()])
+}
+
+pub fn run_binary_to_exit(args: &[&std::ffi::OsStr]) -> (ExitStatus, String) {
+    let mut child = Command::new(server_binary())
+        .args(args)
+        .env_remove("STATUS_REDIS_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning status-server");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting for status-server") {
+            let mut stderr = String::new();
+            use std::io::Read;
+            let _ = child
+                .stderr
+                .take()
+                .expect("stderr was piped")
+                .read_to_string(&mut stderr);
+            return (status, stderr);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("status-server did not exit within {WAIT:?} for a config it must reject");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sets the load hash field of each `(name, value)`.
+pub async fn set_loads(redis: &RedisServer, fields: &[(&str, &str)]) {
+    let mut conn = redis.conn().await;
+    for (name, value) in fields {
+        let () = redis::cmd("HSET")
+            .arg("logincount")
+            .arg(name)
+            .arg(value)
+            .query_async(&mut conn)
+            .await
+            .expect("HSET logincount");
+    }
+}
+
+/// The stand-in ChatServer example (`examples/chatserver.rs`), which
+/// `cargo test` builds next to the test binaries.
+pub fn chatserver_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("path of the test binary");
+    // target/<profile>/deps/<test> -> target/<profile>/examples/chatserver
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|profile| profile.join("examples").join("chatserver"))
+        .expect("test binary lives in target/<profile>/deps");
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test`, which builds the examples",
+        path.display()
+    );
+    path
+}
+
+/// A running stand-in ChatServer, killed on drop.
+pub struct StandInChatServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl StandInChatServer {
+    /// Starts it on `port` and waits for its ready line.
+    pub fn start(
+        name: &str,
+        port: u16,
+        redis: &RedisServer,
+        status_addr: Option<SocketAddr>,
+    ) -> Self {
+        let status =
+            status_addr.map_or("http://127.0.0.1:1".to_string(), |a| format!("http://{a}"));
+        let mut child = Command::new(chatserver_binary())
+            .args(["--name", name, "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--redis", &redis.url(), "--status", &status])
+            .env_remove("STATUS_REDIS_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning the stand-in chatserver");
+        let stdout = child.stdout.take().expect("stdout was piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(WAIT).unwrap_or_default();
+        assert!(
+            line.contains("listening on"),
+            "stand-in chatserver {name} did not start: {line:?}"
+        );
+        StandInChatServer { child, port }
+    }
+
+    pub fn signal_term(&self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+    }
+
+    pub fn wait(&mut self) -> Option<ExitStatus> {
+        self.child.wait().ok()
+    }
+}
+
+impl Drop for StandInChatServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

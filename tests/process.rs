@@ -1,0 +1,338 @@
+//! The process as operators run it: graceful shutdown, bad configs, a busy
+//! port, the whole login flow with stand-in ChatServers, and token-free logs.
+
+mod common;
+
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::*;
+use status_server::proto::{GetChatServerReq, LoginReq};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+#[tokio::test]
+async fn sigterm_lets_50_calls_waiting_on_a_blocked_redis_finish() {
+    let redis = RedisServer::start_with_debug().await;
+    set_loads(&redis, &[("chat1", "0")]).await;
+    let mut config = TestConfig::new(&redis, vec![ChatServerEntry::new("chat1", 8090)]);
+    config.command_timeout_ms = 5000;
+    let mut server = StatusServer::start(&config).await;
+    let client = server.client().await;
+
+    // Block Redis for 1.5 s; every SET queues behind the sleep.
+    let mut debug_conn = redis.conn().await;
+    let sleeper = tokio::spawn(async move {
+        redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(1.5)
+            .query_async::<()>(&mut debug_conn)
+            .await
+    });
+    let calls: Vec<_> = (1..=50)
+        .map(|uid| {
+            let mut client = client.clone();
+            tokio::spawn(async move { client.get_chat_server(GetChatServerReq { uid }).await })
+        })
+        .collect();
+    // Each accepted call logs its placement before it waits on Redis.
+    for uid in 1..=50 {
+        server.wait_for_log(&format!("uid {uid} -> chat1")).await;
+    }
+
+    server.signal("TERM");
+    let sent = Instant::now();
+    server.wait_for_log("closing the listener").await;
+    assert!(
+        TcpStream::connect(server.addr).is_err(),
+        "the listener must close at once"
+    );
+
+    for (uid, call) in (1..).zip(calls) {
+        let rsp = call
+            .await
+            .expect("call task")
+            .unwrap_or_else(|status| panic!("call {uid} failed during drain: {status:?}"));
+        assert_eq!(rsp.into_inner().error, 0);
+    }
+    let status = server.wait_exit().await;
+    let took = sent.elapsed();
+    println!("SIGTERM to exit with 50 calls waiting on a blocked Redis: {took:?}");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "graceful exit; log:\n{}",
+        server.drain_log().join("\n")
+    );
+    let _ = sleeper.await;
+}
+
+#[tokio::test]
+async fn sigint_on_an_idle_server_exits_0() {
+    let redis = RedisServer::start().await;
+    let config = TestConfig::new(&redis, vec![ChatServerEntry::new("chat1", 8090)]);
+    let mut server = StatusServer::start(&config).await;
+    server.signal("INT");
+    assert_eq!(server.wait_exit().await.code(), Some(0));
+    let log = server.drain_log().join("\n");
+    assert!(log.contains("SIGINT"), "{log}");
+}
+
+#[tokio::test]
+async fn drain_past_the_grace_period_exits_1() {
+    let redis = RedisServer::start_with_debug().await;
+    set_loads(&redis, &[("chat1", "0")]).await;
+    let mut config = TestConfig::new(&redis, vec![ChatServerEntry::new("chat1", 8090)]);
+    config.command_timeout_ms = 5000;
+    config.shutdown_grace_ms = 200;
+    let mut server = StatusServer::start(&config).await;
+    let mut client = server.client().await;
+
+    let mut debug_conn = redis.conn().await;
+    let sleeper = tokio::spawn(async move {
+        redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(2)
+            .query_async::<()>(&mut debug_conn)
+            .await
+    });
+    let call =
+        tokio::spawn(async move { client.get_chat_server(GetChatServerReq { uid: 1 }).await });
+    server.wait_for_log("uid 1 -> chat1").await;
+    server.signal("TERM");
+    assert_eq!(server.wait_exit().await.code(), Some(1));
+    assert!(
+        call.await.expect("call task").is_err(),
+        "the cut-off call fails"
+    );
+    let log = server.drain_log().join("\n");
+    assert!(log.contains("grace period"), "{log}");
+    let _ = sleeper.await;
+}
+
+#[test]
+fn bad_configs_exit_nonzero_naming_file_and_problem() {
+    let server = "[[chat_servers]]\nname = \"a\"\nhost = \"h\"\nport = 1\n";
+    let cases = [
+        (format!("[redis]\nbogus = 1\n{server}"), "bogus"),
+        ("[server]\nlisten = \"nope\"\n".to_string() + server, "nope"),
+        (
+            "[[chat_servers]]\nname = \"a\"\nhost = \"h\"\nport = 70000\n".to_string(),
+            "70000",
+        ),
+        ("[server]\n".to_string(), "chat_servers"),
+        (
+            format!("[balancer]\npoll_interval_ms = 0\n{server}"),
+            "poll_interval_ms",
+        ),
+        ("this is not toml".to_string(), "line 1"),
+    ];
+    for (text, needle) in cases {
+        let (status, stderr) = run_to_exit(&text);
+        assert_eq!(status.code(), Some(1), "config {text:?}: {stderr}");
+        let line = stderr.trim();
+        assert_eq!(
+            line.lines().count(),
+            1,
+            "one error line for {text:?}: {stderr}"
+        );
+        assert!(line.contains("status.toml"), "names the file: {line}");
+        assert!(line.contains(needle), "names {needle:?}: {line}");
+    }
+}
+
+#[test]
+fn missing_config_file_exits_nonzero() {
+    let path = std::ffi::OsStr::new("/nonexistent/status.toml");
+    let (status, stderr) = run_binary_to_exit(&[std::ffi::OsStr::new("--config"), path]);
+    assert_eq!(status.code(), Some(1));
+    assert!(stderr.contains("/nonexistent/status.toml"), "{stderr}");
+    assert!(stderr.contains("cannot read"), "{stderr}");
+}
+
+#[test]
+fn address_in_use_exits_nonzero() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a port");
+    let addr = taken.local_addr().expect("local addr");
+    let text = format!(
+        "[server]\nlisten = \"{addr}\"\n[redis]\nurl = \"redis://127.0.0.1:{}\"\ncommand_timeout_ms = 200\n\
+         [[chat_servers]]\nname = \"a\"\nhost = \"h\"\nport = 1\n",
+        free_port()
+    );
+    let (status, stderr) = run_to_exit(&text);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+}
+
+/// Sends the login line to a stand-in ChatServer and returns its reply line
+/// and the open connection.
+async fn connect_to_chat(port: &str, uid: i32, token: &str) -> (String, tokio::net::TcpStream) {
+    let mut stream = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .expect("connecting to the chat server");
+    stream
+        .write_all(format!("{uid} {token}\n").as_bytes())
+        .await
+        .expect("sending the login line");
+    let mut reply = String::new();
+    let mut reader = BufReader::new(&mut stream);
+    reader
+        .read_line(&mut reply)
+        .await
+        .expect("reading the reply");
+    (reply.trim().to_string(), stream)
+}
+
+async fn load_of(redis: &RedisServer, name: &str) -> Option<String> {
+    redis::cmd("HGET")
+        .arg("logincount")
+        .arg(name)
+        .query_async(&mut redis.conn().await)
+        .await
+        .expect("HGET")
+}
+
+#[tokio::test]
+async fn whole_login_flow_with_stand_in_chat_servers() {
+    let redis = RedisServer::start().await;
+    let (port1, port2) = (free_port(), free_port());
+    let mut config = TestConfig::new(
+        &redis,
+        vec![
+            ChatServerEntry::new("chat1", port1),
+            ChatServerEntry::new("chat2", port2),
+        ],
+    );
+    config.probe_interval_ms = 100;
+    let mut server = StatusServer::start(&config).await;
+    let mut chat1 = StandInChatServer::start("chat1", port1, &redis, Some(server.addr));
+    let _chat2 = StandInChatServer::start("chat2", port2, &redis, Some(server.addr));
+    let mut client = server.client().await;
+
+    // Both ChatServers wrote their 0; once polled and probed, users flow.
+    let mut tokens = Vec::new();
+    let mut sessions = Vec::new();
+    let first = eventually("a placement once the chat servers are up", || {
+        let mut client = client.clone();
+        async move {
+            client
+                .get_chat_server(GetChatServerReq { uid: 1 })
+                .await
+                .ok()
+        }
+    })
+    .await
+    .into_inner();
+    let (reply, session) = connect_to_chat(&first.port, 1, &first.token).await;
+    assert_eq!(reply, "OK");
+    tokens.push(first.token.clone());
+    sessions.push(session);
+    let first_name = if first.port == port1.to_string() {
+        "chat1"
+    } else {
+        "chat2"
+    };
+    eventually("the chat server to publish its connection", || async {
+        (load_of(&redis, first_name).await.as_deref() == Some("1")).then_some(())
+    })
+    .await;
+
+    // The Login RPC rejects a wrong token the way the ChatServer relays it.
+    let (reply, _) = connect_to_chat(&first.port, 1, "not-the-token").await;
+    assert_eq!(reply, "ERR 1010");
+
+    // The second user goes to the other, emptier server.
+    let second = client
+        .get_chat_server(GetChatServerReq { uid: 2 })
+        .await
+        .expect("placed")
+        .into_inner();
+    assert_ne!(second.port, first.port, "least load wins");
+    let (reply, session) = connect_to_chat(&second.port, 2, &second.token).await;
+    assert_eq!(reply, "OK");
+    tokens.push(second.token);
+    sessions.push(session);
+
+    // A ChatServer that stops deletes its field and is no longer chosen.
+    chat1.signal_term();
+    chat1.wait();
+    eventually("chat1's field to go", || async {
+        load_of(&redis, "chat1").await.is_none().then_some(())
+    })
+    .await;
+    eventually("placements to avoid chat1", || {
+        let mut client = client.clone();
+        async move {
+            let rsp = client
+                .get_chat_server(GetChatServerReq { uid: 3 })
+                .await
+                .ok()?
+                .into_inner();
+            (rsp.port == port2.to_string()).then_some(())
+        }
+    })
+    .await;
+
+    // Every token was used in debug logs' hot paths, yet none appears whole.
+    let rsp = client
+        .login(LoginReq {
+            uid: 2,
+            token: tokens[1].clone(),
+        })
+        .await
+        .expect("login")
+        .into_inner();
+    assert_eq!(rsp.error, 0);
+    server.signal("TERM");
+    drop(sessions);
+    server.wait_exit().await;
+    let log = server.drain_log().join("\n");
+    for token in &tokens {
+        assert!(
+            !log.contains(token.as_str()),
+            "a whole token leaked into the log"
+        );
+        let without_dashes = token.replace('-', "");
+        assert!(
+            !log.contains(&without_dashes),
+            "a token leaked without dashes"
+        );
+        assert!(
+            !log.to_uppercase().contains(&token.to_uppercase()),
+            "a token leaked in upper case"
+        );
+    }
+}
+
+#[tokio::test]
+async fn second_signal_while_draining_exits_at_once() {
+    let redis = RedisServer::start_with_debug().await;
+    set_loads(&redis, &[("chat1", "0")]).await;
+    let mut config = TestConfig::new(&redis, vec![ChatServerEntry::new("chat1", 8090)]);
+    config.command_timeout_ms = 5000;
+    let mut server = StatusServer::start(&config).await;
+    let mut client = server.client().await;
+    let mut debug_conn = redis.conn().await;
+    let sleeper = tokio::spawn(async move {
+        redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(2)
+            .query_async::<()>(&mut debug_conn)
+            .await
+    });
+    let _call =
+        tokio::spawn(async move { client.get_chat_server(GetChatServerReq { uid: 1 }).await });
+    server.wait_for_log("uid 1 -> chat1").await;
+    server.signal("TERM");
+    server.wait_for_log("closing the listener").await;
+    let second = Instant::now();
+    server.signal("TERM");
+    assert_eq!(server.wait_exit().await.code(), Some(1));
+    assert!(
+        second.elapsed() < Duration::from_millis(1500),
+        "exited before Redis woke up"
+    );
+    let _ = sleeper.await;
+}
