@@ -160,3 +160,20 @@ async fn redis_down_is_unavailable() {
     assert_eq!(status.code(), Code::Unavailable);
     assert!(status.message().contains("redis"), "{}", status.message());
 }
+
+#[tokio::test]
+async fn request_over_64_kib_is_refused_and_the_server_keeps_serving() {
+    let (_redis, server) = started().await;
+    let mut client = server.client().await;
+    let status = login(&mut client, 1, &"z".repeat(100 * 1024))
+        .await
+        .expect_err("a 100 KiB request is over the limit");
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert_eq!(
+        login(&mut client, 1, "t")
+            .await
+            .expect("still serving")
+            .error,
+        1011
+    );
+}

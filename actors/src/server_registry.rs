@@ -276,7 +276,7 @@ impl Handler<ProbeReport> for ServerRegistry {
             };
             if slot.load.reachable != reachable {
                 if reachable {
-                    log::info!("{name}: accepts TCP connections again");
+                    log::info!("{name}: accepts TCP connections");
                 } else {
                     let addr = format!("{}:{}", slot.server.host, slot.server.port);
                     log::warn!("{name}: {addr} does not accept TCP connections; not choosing it");
