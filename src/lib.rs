@@ -4,8 +4,9 @@
 //! actors and balancing rules live in the `status-actors` crate (`actors/`).
 
 pub mod config;
+pub mod reload;
 pub mod server;
-pub mod shutdown;
+pub mod signals;
 pub mod status_service;
 
 /// Code generated from `proto/message.proto` (package `message`).

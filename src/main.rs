@@ -15,7 +15,9 @@ use status_server::server::{self, Exit};
 /// ChatServer and issues the login token the ChatServer checks.
 ///
 /// Stop it with SIGTERM or SIGINT: it stops accepting, finishes accepted
-/// requests (up to server.shutdown_grace_ms), and exits 0. Logs go to stderr;
+/// requests (up to server.shutdown_grace_ms), and exits 0. SIGHUP re-reads
+/// the config file and applies it without dropping requests (a bad file
+/// keeps the running config; listen addresses need a restart). Logs go to stderr;
 /// set RUST_LOG (e.g. RUST_LOG=debug) for more. STATUS_REDIS_URL, when set
 /// and non-empty, replaces redis.url.
 #[derive(Parser)]
@@ -47,7 +49,7 @@ fn main() -> ExitCode {
             // refuses threads or an epoll instance at start-up.
             .expect("building the tokio runtime at start-up")
     });
-    let outcome = system.block_on(server::run(settings));
+    let outcome = system.block_on(server::run(&cli.config, settings));
     match outcome {
         Ok(Exit::Drained) => ExitCode::SUCCESS,
         Ok(Exit::GraceExceeded | Exit::Forced) => ExitCode::FAILURE,

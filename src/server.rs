@@ -1,5 +1,6 @@
 //! Server wiring in one place: start the actors, take the first readings,
-//! open the gRPC port, serve until a stop signal, drain, stop the actors.
+//! open the gRPC port, serve (reloading the config on SIGHUP) until a stop
+//! signal, drain, stop the actors.
 //!
 //! The order is the contract's (CONTRACT §3 "Process"): the port opens only
 //! after the first poll and probes (each bounded by its timeout), and on
@@ -8,19 +9,22 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Instant;
 
 use actix::{Actor, Addr};
+use redis::aio::ConnectionManager;
 use status_actors::Shutdown;
-use status_actors::load_poller::{LoadPoller, Poll, PollSettings, Probe};
+use status_actors::load_poller::{self, LoadPoller, PollSettings, Refresh};
 use status_actors::redis_link;
-use status_actors::server_registry::ServerRegistry;
-use status_actors::token_actor::{TokenActor, TokenSettings};
+use status_actors::server_registry::{ServerRegistry, UpdateServers};
+use status_actors::token_actor::{self, TokenActor, TokenSettings};
 use tonic::transport::server::TcpIncoming;
 
 use crate::config::{Settings, redact_url};
 use crate::proto::status_service_server::StatusServiceServer;
-use crate::shutdown::StopSignals;
+use crate::reload::{needs_new_connection, plan_reload};
+use crate::signals::{SignalEvent, Signals};
 use crate::status_service::StatusService;
 
 /// Largest request accepted; real requests are a few dozen bytes.
@@ -59,47 +63,76 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
+/// Addresses of the actors, in the order they stop.
 struct Actors {
     poller: Addr<LoadPoller>,
     registry: Addr<ServerRegistry>,
     tokens: Addr<TokenActor>,
 }
 
+fn token_settings(settings: &Settings) -> TokenSettings {
+    TokenSettings {
+        prefix: settings.redis.token_prefix.clone(),
+        ttl_secs: settings.redis.token_ttl_secs,
+        command_timeout: settings.redis.command_timeout,
+    }
+}
+
+fn poll_settings(settings: &Settings) -> PollSettings {
+    PollSettings {
+        servers: settings.chat_servers.clone(),
+        login_count_key: settings.redis.login_count_key.clone(),
+        poll_interval: settings.balancer.poll_interval,
+        probe_interval: settings.balancer.probe_interval,
+        command_timeout: settings.redis.command_timeout,
+    }
+}
+
+fn connect_redis(settings: &Settings) -> Result<ConnectionManager, redis::RedisError> {
+    redis_link::connect(&settings.redis.url, settings.redis.command_timeout)
+}
+
 impl Actors {
     /// Must run inside the actix System (actors start on its thread).
     fn start(settings: &Settings) -> Result<Actors, StartError> {
-        let redis = &settings.redis;
-        let conn =
-            redis_link::connect(&redis.url, redis.command_timeout).map_err(StartError::Redis)?;
-        let tokens = TokenActor::new(
-            conn.clone(),
-            TokenSettings {
-                prefix: redis.token_prefix.clone(),
-                ttl_secs: redis.token_ttl_secs,
-                command_timeout: redis.command_timeout,
-            },
-        )
-        .start();
+        let conn = connect_redis(settings).map_err(StartError::Redis)?;
+        let tokens = TokenActor::new(conn.clone(), token_settings(settings)).start();
         let probing = settings.balancer.probe_interval.is_some();
         let registry =
             ServerRegistry::new(settings.chat_servers.clone(), tokens.clone(), probing).start();
-        let poller = LoadPoller::new(
-            conn,
-            registry.clone(),
-            PollSettings {
-                servers: settings.chat_servers.clone(),
-                login_count_key: redis.login_count_key.clone(),
-                poll_interval: settings.balancer.poll_interval,
-                probe_interval: settings.balancer.probe_interval,
-                command_timeout: redis.command_timeout,
-            },
-        )
-        .start();
+        let poller = LoadPoller::new(conn, registry.clone(), poll_settings(settings)).start();
         Ok(Actors {
             poller,
             registry,
             tokens,
         })
+    }
+
+    /// Applies reloaded settings. The registry learns the new map before the
+    /// poller reads loads for it; requests in flight finish as they started.
+    async fn reconfigure(&self, settings: &Settings, conn: Option<ConnectionManager>) {
+        // Errors mean an actor stopped: only during shutdown, nothing to apply.
+        let _ = self
+            .tokens
+            .send(token_actor::Reconfigure {
+                settings: token_settings(settings),
+                conn: conn.clone(),
+            })
+            .await;
+        let _ = self
+            .registry
+            .send(UpdateServers {
+                servers: settings.chat_servers.clone(),
+                probing: settings.balancer.probe_interval.is_some(),
+            })
+            .await;
+        let _ = self
+            .poller
+            .send(load_poller::Reconfigure {
+                settings: poll_settings(settings),
+                conn,
+            })
+            .await;
     }
 
     /// Stops the actors in dependency order: nothing feeds the registry once
@@ -112,14 +145,46 @@ impl Actors {
     }
 }
 
+/// Re-reads `path` and applies what can be applied live; a bad file keeps
+/// the running config.
+async fn reload(path: &Path, running: &mut Settings, actors: &Actors) {
+    let loaded = match Settings::load(path) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            log::error!("reload failed, keeping the running config: {err}");
+            return;
+        }
+    };
+    let (loaded, restart_needed) = plan_reload(running, loaded);
+    for key in &restart_needed {
+        log::warn!("reload: {key} changed; restart to apply it, keeping the running value");
+    }
+    let conn = if needs_new_connection(running, &loaded) {
+        match connect_redis(&loaded) {
+            Ok(conn) => Some(conn),
+            Err(err) => {
+                log::error!("reload failed, keeping the running config: redis: {err}");
+                return;
+            }
+        }
+    } else {
+        None
+    };
+    actors.reconfigure(&loaded, conn).await;
+    *running = loaded;
+    log::info!("config reloaded from {}", path.display());
+    log_summary(running, None);
+}
+
 /// Runs the server until a stop signal; must be awaited inside the actix System.
-pub async fn run(settings: Settings) -> Result<Exit, StartError> {
-    let mut signals = StopSignals::install().map_err(StartError::Signals)?;
+/// `config_path` is re-read on SIGHUP.
+pub async fn run(config_path: &Path, mut settings: Settings) -> Result<Exit, StartError> {
+    let mut signals = Signals::install().map_err(StartError::Signals)?;
     let actors = Actors::start(&settings)?;
 
     // First readings before the port opens; each is bounded by its timeout.
     let started = Instant::now();
-    let _ = futures_util::future::join(actors.poller.send(Poll), actors.poller.send(Probe)).await;
+    let _ = actors.poller.send(Refresh).await;
     log::debug!("first poll and probes took {:?}", started.elapsed());
 
     let listen = settings.server.listen;
@@ -131,7 +196,7 @@ pub async fn run(settings: Settings) -> Result<Exit, StartError> {
         }
     };
     let local_addr = listener.local_addr().unwrap_or(listen);
-    log_summary(&settings, local_addr);
+    log_summary(&settings, Some(local_addr));
 
     let service = StatusServiceServer::new(StatusService::new(
         actors.registry.clone(),
@@ -150,41 +215,55 @@ pub async fn run(settings: Settings) -> Result<Exit, StartError> {
         );
     tokio::pin!(serve);
 
-    let exit = tokio::select! {
-        served = &mut serve => {
-            // The server ended without being asked to: a transport failure.
-            actors.stop().await;
-            return Err(served.err().map_or_else(
-                || StartError::Bind(local_addr, std::io::Error::other("listener closed")),
-                StartError::Serve,
-            ));
-        }
-        signal = signals.recv() => {
-            log::info!("{signal}: closing the listener, draining accepted requests (grace {} ms)",
-                settings.server.shutdown_grace.as_millis());
-            let _ = drain_tx.send(());
-            let drain_started = Instant::now();
-            tokio::select! {
-                served = tokio::time::timeout(settings.server.shutdown_grace, &mut serve) => match served {
-                    Ok(Ok(())) => {
-                        log::info!("drained in {} ms", drain_started.elapsed().as_millis());
-                        Exit::Drained
-                    }
-                    Ok(Err(err)) => {
-                        log::error!("gRPC server failed while draining: {err}");
-                        Exit::GraceExceeded
-                    }
-                    Err(_) => {
-                        log::error!("draining outlasted the {} ms grace period; cutting off the rest",
-                            settings.server.shutdown_grace.as_millis());
-                        Exit::GraceExceeded
-                    }
-                },
-                signal = signals.recv() => {
-                    log::warn!("{signal} again while draining: exiting now");
-                    Exit::Forced
-                }
+    let signal = loop {
+        tokio::select! {
+            served = &mut serve => {
+                // The server ended without being asked to: a transport failure.
+                actors.stop().await;
+                return Err(served.err().map_or_else(
+                    || StartError::Bind(local_addr, std::io::Error::other("listener closed")),
+                    StartError::Serve,
+                ));
             }
+            event = signals.next() => match event {
+                SignalEvent::Stop(signal) => break signal,
+                SignalEvent::Reload => {
+                    log::info!("SIGHUP: reloading {}", config_path.display());
+                    reload(config_path, &mut settings, &actors).await;
+                }
+            },
+        }
+    };
+
+    let grace = settings.server.shutdown_grace;
+    log::info!(
+        "{signal}: closing the listener, draining accepted requests (grace {} ms)",
+        grace.as_millis()
+    );
+    let _ = drain_tx.send(());
+    let drain_started = Instant::now();
+    let exit = tokio::select! {
+        served = tokio::time::timeout(grace, &mut serve) => match served {
+            Ok(Ok(())) => {
+                log::info!("drained in {} ms", drain_started.elapsed().as_millis());
+                Exit::Drained
+            }
+            Ok(Err(err)) => {
+                log::error!("gRPC server failed while draining: {err}");
+                Exit::GraceExceeded
+            }
+            Err(_) => {
+                log::error!(
+                    "draining outlasted the {} ms grace period; cutting off the rest",
+                    grace.as_millis()
+                );
+                Exit::GraceExceeded
+            }
+        },
+        // SIGHUP while draining is ignored: nothing is left to reconfigure.
+        signal = next_stop(&mut signals) => {
+            log::warn!("{signal} again while draining: exiting now");
+            Exit::Forced
         }
     };
     actors.stop().await;
@@ -192,7 +271,17 @@ pub async fn run(settings: Settings) -> Result<Exit, StartError> {
     Ok(exit)
 }
 
-fn log_summary(settings: &Settings, local_addr: SocketAddr) {
+/// The next SIGTERM or SIGINT, skipping SIGHUPs.
+async fn next_stop(signals: &mut Signals) -> &'static str {
+    loop {
+        if let SignalEvent::Stop(signal) = signals.next().await {
+            return signal;
+        }
+    }
+}
+
+/// One line with everything an operator checks first; `local_addr` once bound.
+fn log_summary(settings: &Settings, local_addr: Option<SocketAddr>) {
     let servers: Vec<String> = settings
         .chat_servers
         .iter()
@@ -202,8 +291,9 @@ fn log_summary(settings: &Settings, local_addr: SocketAddr) {
         Some(interval) => format!("every {} ms", interval.as_millis()),
         None => "off".to_string(),
     };
+    let listening = local_addr.map_or_else(String::new, |addr| format!("listening on {addr}; "));
     log::info!(
-        "status-server listening on {local_addr}; redis {} (token ttl {} s, timeout {} ms); chat servers [{}]; poll every {} ms, probe {probe}",
+        "status-server {listening}redis {} (token ttl {} s, timeout {} ms); chat servers [{}]; poll every {} ms, probe {probe}",
         redact_url(&settings.redis.url),
         settings.redis.token_ttl_secs,
         settings.redis.command_timeout.as_millis(),

@@ -1,7 +1,8 @@
 //! `LoadPoller`: keeps the `ServerRegistry`'s view of the ChatServers fresh.
 //!
 //! Two periodic jobs, each a self-message rescheduled when the previous run
-//! finishes (so a slow run never overlaps the next):
+//! finishes (so a slow run never overlaps the next), tagged with the chain's
+//! generation so a reload can replace the chain without doubling it:
 //! - `Poll` reads the load hash with one `HMGET` of the configured names every
 //!   `poll_interval` and reports the fields to the registry. A failed poll
 //!   reports nothing, so the registry keeps the last known counts; the log says
@@ -9,9 +10,10 @@
 //! - `Probe` opens a TCP connection to every server in parallel every
 //!   `probe_interval` (when probing is on) and reports who accepted.
 //!
-//! Neither job runs on the request path. `main` sends the first `Poll` and
-//! `Probe` itself and awaits them, so the gRPC port opens with fresh data.
+//! Neither job runs on the request path. `main` sends the first `Refresh`
+//! itself and awaits it, so the gRPC port opens with fresh data.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -21,7 +23,7 @@ use redis::aio::ConnectionManager;
 use crate::Shutdown;
 use crate::balance::parse_load_field;
 use crate::chat_server::ChatServer;
-use crate::redis_link::with_deadline;
+use crate::redis_link::{RedisFailure, with_deadline};
 use crate::server_registry::{LoadReport, ProbeReport, ServerRegistry};
 
 /// Longest a TCP probe waits for a connection, whatever the probe interval.
@@ -48,6 +50,9 @@ pub struct LoadPoller {
     last_success: Option<Instant>,
     /// Whether the last poll failed, so an outage is logged once.
     failing: bool,
+    /// Chain of periodic polls and probes currently in charge; a `Refresh`
+    /// starts a new one so that a reload never leaves two chains running.
+    generation: u64,
 }
 
 impl LoadPoller {
@@ -62,6 +67,7 @@ impl LoadPoller {
             settings,
             last_success: None,
             failing: false,
+            generation: 0,
         }
     }
 
@@ -98,15 +104,11 @@ impl Actor for LoadPoller {
     }
 }
 
-/// Reads the load hash once, reports it, and schedules the next poll.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Poll;
-
-impl Handler<Poll> for LoadPoller {
-    type Result = ResponseActFuture<Self, ()>;
-
-    fn handle(&mut self, _msg: Poll, _ctx: &mut Self::Context) -> Self::Result {
+impl LoadPoller {
+    /// Reads the load hash: one `HMGET` of the configured names.
+    fn read_loads(
+        &self,
+    ) -> impl Future<Output = Result<Vec<Option<Vec<u8>>>, RedisFailure>> + 'static {
         let mut conn = self.conn.clone();
         let mut hmget = redis::cmd("HMGET");
         hmget.arg(&self.settings.login_count_key);
@@ -114,86 +116,179 @@ impl Handler<Poll> for LoadPoller {
             hmget.arg(&server.name);
         }
         let timeout = self.settings.command_timeout;
-        let read = async move {
-            with_deadline(
-                timeout,
-                hmget.query_async::<Vec<Option<Vec<u8>>>>(&mut conn),
-            )
-            .await
-        };
+        async move { with_deadline(timeout, hmget.query_async(&mut conn)).await }
+    }
+
+    /// Turns a read into a report (none on failure: the registry keeps the
+    /// last counts) and logs outages once.
+    fn load_report(
+        &mut self,
+        read: Result<Vec<Option<Vec<u8>>>, RedisFailure>,
+    ) -> Option<LoadReport> {
+        match read {
+            Ok(values) => {
+                self.note_poll_success();
+                let fields = self
+                    .settings
+                    .servers
+                    .iter()
+                    .zip(values)
+                    .map(|(server, raw)| (server.name.clone(), parse_load_field(raw.as_deref())))
+                    .collect();
+                Some(LoadReport { fields })
+            }
+            Err(err) => {
+                self.note_poll_failure(&err);
+                None
+            }
+        }
+    }
+
+    /// Probes every server in parallel; `None` when probing is off.
+    fn probe_servers(&self) -> impl Future<Output = Option<ProbeReport>> + 'static {
+        let timeout = self
+            .settings
+            .probe_interval
+            .map(|i| i.min(MAX_PROBE_TIMEOUT));
+        let servers = self.settings.servers.clone();
+        async move {
+            let timeout = timeout?;
+            let probes = servers.into_iter().map(|server| async move {
+                let addr = (server.host.as_str(), server.port);
+                let connected =
+                    tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await;
+                (server.name, matches!(connected, Ok(Ok(_))))
+            });
+            Some(ProbeReport {
+                reachable: join_all(probes).await,
+            })
+        }
+    }
+
+    /// One poll, reported to the registry.
+    fn poll_round(&self) -> impl ActorFuture<Self, Output = ()> + 'static {
+        self.read_loads()
+            .into_actor(self)
+            .then(|read, poller, _ctx| {
+                let report = poller.load_report(read);
+                let registry = poller.registry.clone();
+                report_to(registry, report, None).into_actor(poller)
+            })
+    }
+
+    /// One probe round, reported to the registry.
+    fn probe_round(&self) -> impl ActorFuture<Self, Output = ()> + 'static {
+        let registry = self.registry.clone();
+        let probes = self.probe_servers();
+        async move { report_to(registry, None, probes.await).await }.into_actor(self)
+    }
+}
+
+/// Delivers reports to the registry; an error means it stopped (shutdown).
+async fn report_to(
+    registry: Addr<ServerRegistry>,
+    loads: Option<LoadReport>,
+    probes: Option<ProbeReport>,
+) {
+    if let Some(loads) = loads {
+        let _ = registry.send(loads).await;
+    }
+    if let Some(probes) = probes {
+        let _ = registry.send(probes).await;
+    }
+}
+
+/// Polls and probes right away (in parallel), answers once both are
+/// reported, and starts a fresh chain of periodic polls and probes (ending
+/// any earlier chain). `main` sends it at start-up so the port opens with
+/// fresh data.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Refresh;
+
+impl Handler<Refresh> for LoadPoller {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _msg: Refresh, _ctx: &mut Self::Context) -> Self::Result {
+        self.generation += 1;
+        let generation = self.generation;
+        let both = futures_util::future::join(self.read_loads(), self.probe_servers());
         Box::pin(
-            read.into_actor(self)
-                .then(|result, poller, _ctx| {
-                    let report = match result {
-                        Ok(values) => {
-                            poller.note_poll_success();
-                            let fields = poller
-                                .settings
-                                .servers
-                                .iter()
-                                .zip(values)
-                                .map(|(server, raw)| {
-                                    (server.name.clone(), parse_load_field(raw.as_deref()))
-                                })
-                                .collect();
-                            Some(LoadReport { fields })
-                        }
-                        Err(err) => {
-                            poller.note_poll_failure(&err);
-                            None
-                        }
-                    };
-                    let registry = poller.registry.clone();
-                    async move {
-                        if let Some(report) = report {
-                            // Fails only when the registry stopped: shutdown.
-                            let _ = registry.send(report).await;
-                        }
-                    }
-                    .into_actor(poller)
+            both.into_actor(self)
+                .then(|(read, probes), poller, _ctx| {
+                    let loads = poller.load_report(read);
+                    report_to(poller.registry.clone(), loads, probes).into_actor(poller)
                 })
-                .map(|(), poller, ctx| {
-                    ctx.notify_later(Poll, poller.settings.poll_interval);
+                .map(move |(), poller, ctx| {
+                    ctx.notify_later(PollTick { generation }, poller.settings.poll_interval);
+                    if let Some(interval) = poller.settings.probe_interval {
+                        ctx.notify_later(ProbeTick { generation }, interval);
+                    }
                 }),
         )
     }
 }
 
-/// Probes every server once, reports who accepted, and schedules the next round.
+/// The next periodic poll of chain `generation`; stale chains stop.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Probe;
+struct PollTick {
+    generation: u64,
+}
 
-impl Handler<Probe> for LoadPoller {
+impl Handler<PollTick> for LoadPoller {
     type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, _msg: Probe, _ctx: &mut Self::Context) -> Self::Result {
-        let Some(interval) = self.settings.probe_interval else {
+    fn handle(&mut self, tick: PollTick, _ctx: &mut Self::Context) -> Self::Result {
+        if tick.generation != self.generation {
             return Box::pin(fut::ready(()));
-        };
-        let timeout = interval.min(MAX_PROBE_TIMEOUT);
-        let probes = self.settings.servers.iter().map(|server| {
-            let name = server.name.clone();
-            let addr = (server.host.clone(), server.port);
-            async move {
-                let connected =
-                    tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await;
-                (name, matches!(connected, Ok(Ok(_))))
+        }
+        Box::pin(self.poll_round().map(move |(), poller, ctx| {
+            ctx.notify_later(tick, poller.settings.poll_interval);
+        }))
+    }
+}
+
+/// The next periodic probe round of chain `generation`; stale chains stop.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct ProbeTick {
+    generation: u64,
+}
+
+impl Handler<ProbeTick> for LoadPoller {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, tick: ProbeTick, _ctx: &mut Self::Context) -> Self::Result {
+        if tick.generation != self.generation {
+            return Box::pin(fut::ready(()));
+        }
+        Box::pin(self.probe_round().map(move |(), poller, ctx| {
+            if let Some(interval) = poller.settings.probe_interval {
+                ctx.notify_later(tick, interval);
             }
-        });
-        let round = join_all(probes);
-        let registry = self.registry.clone();
-        Box::pin(
-            async move {
-                let reachable = round.await;
-                // Fails only when the registry stopped: shutdown.
-                let _ = registry.send(ProbeReport { reachable }).await;
-            }
-            .into_actor(self)
-            .map(move |(), _poller, ctx| {
-                ctx.notify_later(Probe, interval);
-            }),
-        )
+        }))
+    }
+}
+
+/// New settings (config reload), and a new connection when the Redis URL or
+/// timeout changed. Takes effect with an immediate poll and probe round.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Reconfigure {
+    pub settings: PollSettings,
+    pub conn: Option<ConnectionManager>,
+}
+
+impl Handler<Reconfigure> for LoadPoller {
+    type Result = ();
+
+    fn handle(&mut self, update: Reconfigure, ctx: &mut Self::Context) {
+        self.settings = update.settings;
+        if let Some(conn) = update.conn {
+            self.conn = conn;
+        }
+        ctx.notify(Refresh);
     }
 }
 

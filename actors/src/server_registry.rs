@@ -28,6 +28,20 @@ struct Slot {
     field: Option<LoadField>,
 }
 
+impl Slot {
+    /// A server not seen by any poll or probe yet.
+    fn new(server: ChatServer, probing: bool) -> Slot {
+        Slot {
+            server: Arc::new(server),
+            load: ServerLoad {
+                reachable: !probing,
+                ..ServerLoad::default()
+            },
+            field: None,
+        }
+    }
+}
+
 impl AsRef<ServerLoad> for Slot {
     fn as_ref(&self) -> &ServerLoad {
         &self.load
@@ -51,14 +65,7 @@ impl ServerRegistry {
     pub fn new(servers: Vec<ChatServer>, tokens: Addr<TokenActor>, probing: bool) -> Self {
         let slots = servers
             .into_iter()
-            .map(|server| Slot {
-                server: Arc::new(server),
-                load: ServerLoad {
-                    reachable: !probing,
-                    ..ServerLoad::default()
-                },
-                field: None,
-            })
+            .map(|server| Slot::new(server, probing))
             .collect();
         ServerRegistry {
             slots,
@@ -284,6 +291,63 @@ impl Handler<ProbeReport> for ServerRegistry {
             }
             slot.load.reachable = reachable;
         }
+    }
+}
+
+/// Replaces the configured servers (config reload). Servers that keep their
+/// name keep their counts and in-flight placements; a server whose address
+/// changed, or any server when probing was just turned on, waits for its
+/// next probe.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct UpdateServers {
+    pub servers: Vec<ChatServer>,
+    pub probing: bool,
+}
+
+impl Handler<UpdateServers> for ServerRegistry {
+    type Result = ();
+
+    fn handle(&mut self, update: UpdateServers, _ctx: &mut Self::Context) {
+        let mut old: Vec<Slot> = std::mem::take(&mut self.slots);
+        let was_probing = std::mem::replace(&mut self.probing, update.probing);
+        for server in update.servers {
+            let kept = old
+                .iter()
+                .position(|slot| slot.server.name == server.name)
+                .map(|i| old.swap_remove(i));
+            let slot = match kept {
+                Some(mut slot) => {
+                    let moved = slot.server.host != server.host || slot.server.port != server.port;
+                    if moved {
+                        log::info!(
+                            "{}: moved from {}:{} to {}:{}",
+                            server.name,
+                            slot.server.host,
+                            slot.server.port,
+                            server.host,
+                            server.port
+                        );
+                        slot.server = Arc::new(server);
+                    }
+                    if !update.probing {
+                        slot.load.reachable = true;
+                    } else if moved || !was_probing {
+                        slot.load.reachable = false;
+                    }
+                    slot
+                }
+                None => {
+                    log::info!("{}: added at {}:{}", server.name, server.host, server.port);
+                    Slot::new(server, update.probing)
+                }
+            };
+            self.slots.push(slot);
+        }
+        for gone in old {
+            log::info!("{}: removed", gone.server.name);
+        }
+        self.next_start = 0;
     }
 }
 

@@ -109,6 +109,26 @@ impl Handler<CheckToken> for TokenActor {
     }
 }
 
+/// New settings (config reload), and a new connection when the Redis URL or
+/// timeout changed. Commands already in flight finish with the old ones.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Reconfigure {
+    pub settings: TokenSettings,
+    pub conn: Option<ConnectionManager>,
+}
+
+impl Handler<Reconfigure> for TokenActor {
+    type Result = ();
+
+    fn handle(&mut self, update: Reconfigure, _ctx: &mut Self::Context) {
+        self.settings = Rc::new(update.settings);
+        if let Some(conn) = update.conn {
+            self.conn = conn;
+        }
+    }
+}
+
 impl Handler<Shutdown> for TokenActor {
     type Result = ();
 

@@ -225,8 +225,8 @@ pub struct StatusServer {
     child: Child,
     _config_dir: tempfile::TempDir,
     pub addr: SocketAddr,
-    /// Every log line so far arrives here (stderr, read by a thread).
-    log_lines: mpsc::Receiver<String>,
+    /// Every log line arrives here (stderr, read by a thread).
+    log_lines: tokio::sync::mpsc::UnboundedReceiver<String>,
     pub log: Vec<String>,
 }
 
@@ -248,7 +248,7 @@ impl StatusServer {
             .spawn()
             .expect("spawning status-server");
         let stderr = child.stderr.take().expect("stderr was piped");
-        let (tx, log_lines) = mpsc::channel();
+        let (tx, log_lines) = tokio::sync::mpsc::unbounded_channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if tx.send(line).is_err() {
@@ -275,32 +275,41 @@ impl StatusServer {
 
     /// Waits until a log line containing `needle` appears; returns it.
     pub async fn wait_for_log(&mut self, needle: &str) -> String {
+        self.wait_for_nth_log(1, |line| line.contains(needle)).await
+    }
+
+    /// Waits until `n` log lines match `matches`; returns the n-th.
+    pub async fn wait_for_nth_log(&mut self, n: usize, matches: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + WAIT;
+        let (mut found, mut checked) = (0, 0);
         loop {
-            if let Some(line) = self.log.iter().find(|l| l.contains(needle)) {
-                return line.clone();
-            }
-            match self.log_lines.recv_timeout(Duration::from_millis(10)) {
-                Ok(line) => self.log.push(line),
-                Err(mpsc::RecvTimeoutError::Timeout) => tokio::task::yield_now().await,
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    panic!(
-                        "status-server exited before logging {needle:?}; log:\n{}",
-                        self.log.join("\n")
-                    )
+            // Only lines not checked yet: the log can grow to many thousands.
+            for line in &self.log[checked..] {
+                if matches(line) {
+                    found += 1;
+                    if found == n {
+                        return line.clone();
+                    }
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "no log line with {needle:?} within {WAIT:?}; log:\n{}",
-                self.log.join("\n")
-            );
+            checked = self.log.len();
+            match tokio::time::timeout_at(deadline.into(), self.log_lines.recv()).await {
+                Ok(Some(line)) => self.log.push(line),
+                Ok(None) => panic!(
+                    "status-server exited before the log line awaited; log:\n{}",
+                    self.log.join("\n")
+                ),
+                Err(_) => panic!(
+                    "the log line awaited did not come within {WAIT:?}; log:\n{}",
+                    self.log.join("\n")
+                ),
+            }
         }
     }
 
-    /// Every log line the process wrote until it exited (call after `wait`).
-    pub fn drain_log(&mut self) -> &[String] {
-        while let Ok(line) = self.log_lines.recv_timeout(Duration::from_secs(2)) {
+    /// Every log line the process wrote until it exited (call after `wait_exit`).
+    pub async fn drain_log(&mut self) -> &[String] {
+        while let Ok(Some(line)) = tokio::time::timeout(WAIT, self.log_lines.recv()).await {
             self.log.push(line);
         }
         &self.log
@@ -310,6 +319,16 @@ impl StatusServer {
         StatusServiceClient::connect(format!("http://{}", self.addr))
             .await
             .expect("connecting to status-server")
+    }
+
+    /// Replaces the config file the server was started with (for SIGHUP),
+    /// atomically so the server never reads half a file.
+    pub fn rewrite_config(&self, text: &str) {
+        let path = self._config_dir.path().join("status.toml");
+        let tmp = self._config_dir.path().join("status.toml.new");
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .expect("rewriting the test config");
     }
 
     pub fn pid(&self) -> u32 {

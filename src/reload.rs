@@ -1,0 +1,85 @@
+//! What a config reload (SIGHUP) changes in a running server.
+//!
+//! Everything the actors hold is applied live: chat servers (added, removed,
+//! moved), TTL, token prefix, load hash key, intervals, timeouts and the
+//! Redis URL (a new connection is opened lazily). What is bound at start-up,
+//! the listening addresses, needs a restart: those keys keep their running
+//! values and the log says so. A file that does not validate changes nothing.
+
+use crate::config::Settings;
+
+/// The reloaded settings as they will run, and the keys that changed but
+/// need a restart (kept at their running values).
+pub fn plan_reload(running: &Settings, mut loaded: Settings) -> (Settings, Vec<String>) {
+    let mut restart_needed = Vec::new();
+    if loaded.server.listen != running.server.listen {
+        restart_needed.push(format!(
+            "server.listen ({} -> {})",
+            running.server.listen, loaded.server.listen
+        ));
+        loaded.server.listen = running.server.listen;
+    }
+    if loaded.server.metrics_listen != running.server.metrics_listen {
+        restart_needed.push(format!(
+            "server.metrics_listen ({} -> {})",
+            running.server.metrics_listen, loaded.server.metrics_listen
+        ));
+        loaded.server.metrics_listen = running.server.metrics_listen;
+    }
+    (loaded, restart_needed)
+}
+
+/// Whether the Redis connection must be replaced to apply `loaded`.
+pub fn needs_new_connection(running: &Settings, loaded: &Settings) -> bool {
+    running.redis.url != loaded.redis.url
+        || running.redis.command_timeout != loaded.redis.command_timeout
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use std::time::Duration;
+
+    fn settings(extra: &str) -> Settings {
+        let text = format!("{extra}\n[[chat_servers]]\nname = \"a\"\nhost = \"h\"\nport = 1\n");
+        Settings::parse(&text, Path::new("t.toml"), None).expect("test config is valid")
+    }
+
+    #[test]
+    fn listen_changes_are_kept_back_and_reported() {
+        let running = settings("");
+        let loaded = settings(
+            "[server]\nlisten = \"127.0.0.1:1\"\nmetrics_listen = \"127.0.0.1:2\"\nshutdown_grace_ms = 5",
+        );
+        let (applied, restart) = plan_reload(&running, loaded);
+        assert_eq!(applied.server.listen, running.server.listen);
+        assert_eq!(applied.server.metrics_listen, running.server.metrics_listen);
+        assert_eq!(applied.server.shutdown_grace, Duration::from_millis(5));
+        assert_eq!(restart.len(), 2);
+        assert!(restart[0].starts_with("server.listen (0.0.0.0:50052 -> 127.0.0.1:1)"));
+    }
+
+    #[test]
+    fn other_changes_apply_without_restart() {
+        let running = settings("");
+        let loaded = settings("[redis]\ntoken_ttl_secs = 5\n[balancer]\npoll_interval_ms = 7");
+        let (applied, restart) = plan_reload(&running, loaded.clone());
+        assert_eq!(applied, loaded);
+        assert!(restart.is_empty());
+        assert!(!needs_new_connection(&running, &applied));
+    }
+
+    #[test]
+    fn url_or_timeout_change_needs_a_new_connection() {
+        let running = settings("");
+        assert!(needs_new_connection(
+            &running,
+            &settings("[redis]\nurl = \"redis://other:6379\"")
+        ));
+        assert!(needs_new_connection(
+            &running,
+            &settings("[redis]\ncommand_timeout_ms = 5")
+        ));
+    }
+}
