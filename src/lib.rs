@@ -4,6 +4,7 @@
 //! actors and balancing rules live in the `status-actors` crate (`actors/`).
 
 pub mod config;
+pub mod in_flight_limit;
 pub mod reload;
 pub mod server;
 pub mod signals;

@@ -22,6 +22,7 @@ use status_actors::token_actor::{self, TokenActor, TokenSettings};
 use tonic::transport::server::TcpIncoming;
 
 use crate::config::{Settings, redact_url};
+use crate::in_flight_limit::InFlightLimitLayer;
 use crate::proto::status_service_server::StatusServiceServer;
 use crate::reload::{needs_new_connection, plan_reload};
 use crate::signals::{SignalEvent, Signals};
@@ -29,6 +30,11 @@ use crate::status_service::StatusService;
 
 /// Largest request accepted; real requests are a few dozen bytes.
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// Requests in flight beyond which new ones are shed with RESOURCE_EXHAUSTED.
+/// Far above what 2 cores serve well (about 512 in flight) and far below
+/// what would strain memory (a request in flight costs a few KiB).
+pub const MAX_IN_FLIGHT: usize = 8192;
 
 /// How a run ended, when it did not fail to start.
 #[derive(Debug, PartialEq, Eq)]
@@ -205,6 +211,7 @@ pub async fn run(config_path: &Path, mut settings: Settings) -> Result<Exit, Sta
     .max_decoding_message_size(MAX_REQUEST_BYTES);
     let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
     let serve = tonic::transport::Server::builder()
+        .layer(InFlightLimitLayer::new(MAX_IN_FLIGHT))
         .add_service(service)
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),

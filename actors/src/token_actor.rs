@@ -2,9 +2,10 @@
 //!
 //! Key and value follow CONTRACT §2 (`{token_prefix}{uid}` = token, written
 //! with `SET .. EX ttl`), so deployed ChatServers that read Redis directly see
-//! the same tokens. Each handler hands its command to a detached future on a
+//! the same tokens. Each handler runs its command as a future of its own on a
 //! clone of the multiplexed connection: the actor never waits on Redis, so one
-//! slow reply does not hold up the requests behind it.
+//! slow reply does not hold up the requests behind it. Outcomes come back to
+//! the actor only to log an outage once when it starts and once when it ends.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -32,6 +33,9 @@ pub struct TokenActor {
     conn: ConnectionManager,
     // Shared with in-flight command futures without copying per request.
     settings: Rc<TokenSettings>,
+    /// Whether the last command failed, so an outage is logged once, not
+    /// once per request.
+    failing: bool,
 }
 
 impl TokenActor {
@@ -39,6 +43,22 @@ impl TokenActor {
         TokenActor {
             conn,
             settings: Rc::new(settings),
+            failing: false,
+        }
+    }
+
+    /// Logs the start and the end of a run of failed commands.
+    fn note_outcome<T>(&mut self, outcome: &Result<T, RedisFailure>) {
+        match (outcome, self.failing) {
+            (Err(failure), false) => {
+                self.failing = true;
+                log::error!("token store: {failure}; answering UNAVAILABLE until Redis answers");
+            }
+            (Ok(_), true) => {
+                self.failing = false;
+                log::info!("token store: Redis answers again");
+            }
+            _ => {}
         }
     }
 }
@@ -60,12 +80,12 @@ pub struct IssueToken {
 }
 
 impl Handler<IssueToken> for TokenActor {
-    type Result = ResponseFuture<Result<String, RedisFailure>>;
+    type Result = ResponseActFuture<Self, Result<String, RedisFailure>>;
 
     fn handle(&mut self, msg: IssueToken, _ctx: &mut Self::Context) -> Self::Result {
         let mut conn = self.conn.clone();
         let settings = Rc::clone(&self.settings);
-        Box::pin(async move {
+        let issue = async move {
             let token = mint_token();
             let mut set = redis::cmd("SET");
             set.arg(format!("{}{}", settings.prefix, msg.uid))
@@ -75,7 +95,11 @@ impl Handler<IssueToken> for TokenActor {
             }
             with_deadline(settings.command_timeout, set.query_async::<()>(&mut conn)).await?;
             Ok(token)
-        })
+        };
+        Box::pin(issue.into_actor(self).map(|outcome, actor, _ctx| {
+            actor.note_outcome(&outcome);
+            outcome
+        }))
     }
 }
 
@@ -88,15 +112,15 @@ pub struct CheckToken {
 }
 
 impl Handler<CheckToken> for TokenActor {
-    type Result = ResponseFuture<Result<LoginCheck, RedisFailure>>;
+    type Result = ResponseActFuture<Self, Result<LoginCheck, RedisFailure>>;
 
     fn handle(&mut self, msg: CheckToken, _ctx: &mut Self::Context) -> Self::Result {
         if let Some(rejected) = reject_login_input(msg.uid, &msg.token) {
-            return Box::pin(std::future::ready(Ok(rejected)));
+            return Box::pin(fut::ready(Ok(rejected)));
         }
         let mut conn = self.conn.clone();
         let settings = Rc::clone(&self.settings);
-        Box::pin(async move {
+        let check = async move {
             let mut get = redis::cmd("GET");
             get.arg(format!("{}{}", settings.prefix, msg.uid));
             let stored = with_deadline(
@@ -105,7 +129,11 @@ impl Handler<CheckToken> for TokenActor {
             )
             .await?;
             Ok(check_stored_token(stored.as_deref(), &msg.token))
-        })
+        };
+        Box::pin(check.into_actor(self).map(|outcome, actor, _ctx| {
+            actor.note_outcome(&outcome);
+            outcome
+        }))
     }
 }
 

@@ -1,0 +1,147 @@
+//! A tower layer that bounds the requests in flight and sheds the rest.
+//!
+//! Past the limit a request is answered `RESOURCE_EXHAUSTED` at once instead
+//! of queueing: memory stays bounded under a flood, callers learn to back off
+//! right away, and every actor mailbox holds at most one message per request
+//! in flight, so the limit bounds them too.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::future::{BoxFuture, FutureExt};
+use tokio::sync::Semaphore;
+use tonic::body::Body;
+use tonic::codegen::Service;
+use tonic::codegen::http::{Request, Response};
+use tower_layer::Layer;
+
+/// Wraps a service so that at most `limit` of its calls run at once.
+#[derive(Debug, Clone)]
+pub struct InFlightLimitLayer {
+    permits: Arc<Semaphore>,
+    limit: usize,
+}
+
+impl InFlightLimitLayer {
+    pub fn new(limit: usize) -> Self {
+        InFlightLimitLayer {
+            permits: Arc::new(Semaphore::new(limit)),
+            limit,
+        }
+    }
+}
+
+impl<S> Layer<S> for InFlightLimitLayer {
+    type Service = InFlightLimit<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        InFlightLimit {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service [`InFlightLimitLayer`] builds.
+#[derive(Debug, Clone)]
+pub struct InFlightLimit<S> {
+    inner: S,
+    layer: InFlightLimitLayer,
+}
+
+impl<S, ReqBody> Service<Request<ReqBody>> for InFlightLimit<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        match Arc::clone(&self.layer.permits).try_acquire_owned() {
+            Ok(permit) => {
+                let response = self.inner.call(request);
+                async move {
+                    let response = response.await;
+                    drop(permit);
+                    response
+                }
+                .boxed()
+            }
+            Err(_) => {
+                let status = tonic::Status::resource_exhausted(format!(
+                    "overloaded: {} requests in flight; retry with backoff",
+                    self.layer.limit
+                ));
+                std::future::ready(Ok(status.into_http())).boxed()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+
+    use super::*;
+    use tokio::sync::oneshot;
+
+    /// Answers each call when the test releases it.
+    struct Held(Vec<oneshot::Sender<()>>);
+
+    impl Service<Request<()>> for Held {
+        type Response = Response<Body>;
+        type Error = std::convert::Infallible;
+        type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Self::Error>> + Send>>;
+
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _request: Request<()>) -> Self::Future {
+            let (release, released) = oneshot::channel();
+            self.0.push(release);
+            Box::pin(async move {
+                let _ = released.await;
+                Ok(Response::new(Body::empty()))
+            })
+        }
+    }
+
+    fn grpc_status(response: &Response<Body>) -> Option<&str> {
+        response.headers().get("grpc-status")?.to_str().ok()
+    }
+
+    #[tokio::test]
+    async fn sheds_beyond_the_limit_and_recovers_when_calls_finish() {
+        let mut service = InFlightLimitLayer::new(2).layer(Held(Vec::new()));
+        let first = service.call(Request::new(()));
+        let second = service.call(Request::new(()));
+        let shed = service.call(Request::new(())).await.expect("infallible");
+        // RESOURCE_EXHAUSTED is gRPC code 8.
+        assert_eq!(grpc_status(&shed), Some("8"));
+
+        for release in service.inner.0.drain(..) {
+            release.send(()).expect("call still waiting");
+        }
+        assert_eq!(grpc_status(&first.await.expect("infallible")), None);
+        assert_eq!(grpc_status(&second.await.expect("infallible")), None);
+
+        let admitted = service.call(Request::new(()));
+        service
+            .inner
+            .0
+            .pop()
+            .expect("admitted call")
+            .send(())
+            .expect("waiting");
+        assert_eq!(grpc_status(&admitted.await.expect("infallible")), None);
+    }
+}

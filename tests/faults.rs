@@ -1,0 +1,180 @@
+//! Faults injected for real: Redis stops and comes back, a ChatServer stops
+//! accepting, SIGTERM under continuous load.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use status_server::proto::GetChatServerReq;
+use status_server::proto::status_service_client::StatusServiceClient;
+use tonic::Code;
+use tonic::transport::Channel;
+
+async fn get(client: &mut StatusServiceClient<Channel>, uid: i32) -> Result<String, tonic::Status> {
+    client
+        .get_chat_server(GetChatServerReq { uid })
+        .await
+        .map(|rsp| rsp.into_inner().port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_fails_fast_logs_once_and_recovers_by_itself() {
+    let mut redis = RedisServer::start().await;
+    let port = redis.port;
+    set_loads(&redis, &[("chat1", "0")]).await;
+    let mut config = TestConfig::new(&redis, vec![ChatServerEntry::new("chat1", 8090)]);
+    config.command_timeout_ms = 300;
+    let mut server = StatusServer::start(&config).await;
+    let mut client = server.client().await;
+    get(&mut client, 1).await.expect("works while Redis is up");
+
+    redis.kill();
+    // Every call during the outage fails with UNAVAILABLE within the timeout.
+    let mut slowest = Duration::ZERO;
+    for uid in 2..50 {
+        let started = Instant::now();
+        let status = get(&mut client, uid).await.expect_err("Redis is down");
+        slowest = slowest.max(started.elapsed());
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    }
+    assert!(
+        slowest <= Duration::from_millis(300 + 500),
+        "slowest failure took {slowest:?}"
+    );
+    server.wait_for_log("load poll failed").await;
+
+    // Redis returns (empty: a restart without persistence, so the ChatServer
+    // writes its count again, as deployed ones do when their count changes).
+    let redis = RedisServer::start_on(port, &[]).await;
+    set_loads(&redis, &[("chat1", "0")]).await;
+    let back = Instant::now();
+    eventually("calls to succeed again after Redis returned", || {
+        let mut client = client.clone();
+        async move { get(&mut client, 100).await.ok() }
+    })
+    .await;
+    println!(
+        "outage: slowest failure {slowest:?}; recovered {:?} after Redis returned",
+        back.elapsed()
+    );
+    server.wait_for_log("Redis answers again").await;
+    server.wait_for_log("load poll succeeds again").await;
+
+    let count = |needle: &str| server.log.iter().filter(|l| l.contains(needle)).count();
+    assert_eq!(
+        count("token store: redis"),
+        1,
+        "token errors logged once per outage"
+    );
+    assert_eq!(
+        count("load poll failed"),
+        1,
+        "poll errors logged once per outage"
+    );
+}
+
+#[tokio::test]
+async fn chat_server_that_stops_accepting_is_skipped_until_it_accepts_again() {
+    let redis = RedisServer::start().await;
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("binding");
+    let busy_port = busy.local_addr().expect("addr").port();
+    let quiet = std::net::TcpListener::bind("127.0.0.1:0").expect("binding");
+    let quiet_port = quiet.local_addr().expect("addr").port();
+    // "quiet" is the emptier one: it wins while it accepts.
+    set_loads(&redis, &[("busy", "100"), ("quiet", "0")]).await;
+    let mut config = TestConfig::new(
+        &redis,
+        vec![
+            ChatServerEntry::new("busy", busy_port),
+            ChatServerEntry::new("quiet", quiet_port),
+        ],
+    );
+    config.probe_interval_ms = 100;
+    let mut server = StatusServer::start(&config).await;
+    let mut client = server.client().await;
+    assert_eq!(
+        get(&mut client, 1).await.expect("placed"),
+        quiet_port.to_string()
+    );
+
+    // It dies without deleting its field: alive in the hash, unreachable.
+    drop(quiet);
+    server.wait_for_log("quiet: 127.0.0.1").await;
+    for uid in 2..20 {
+        assert_eq!(
+            get(&mut client, uid).await.expect("placed"),
+            busy_port.to_string()
+        );
+    }
+
+    let _quiet = std::net::TcpListener::bind(("127.0.0.1", quiet_port)).expect("rebinding");
+    eventually("the server to be chosen again", || {
+        let mut client = client.clone();
+        async move { (get(&mut client, 50).await.ok()? == quiet_port.to_string()).then_some(()) }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_loses_no_accepted_request() {
+    let redis = RedisServer::start().await;
+    set_loads(&redis, &[("chat1", "0")]).await;
+    let config = TestConfig::new(&redis, vec![ChatServerEntry::new("chat1", 8090)]);
+    let mut server = StatusServer::start(&config).await;
+    let client = server.client().await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..16)
+        .map(|w| {
+            let mut client = client.clone();
+            let (stop, done) = (Arc::clone(&stop), Arc::clone(&done));
+            tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                let mut uid = w * 1_000_000 + 1;
+                while !stop.load(Ordering::Relaxed) {
+                    outcomes.push((uid, get(&mut client, uid).await));
+                    done.fetch_add(1, Ordering::Relaxed);
+                    uid += 1;
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let load_running = {
+        let done = Arc::clone(&done);
+        move || {
+            let n = done.load(Ordering::Relaxed);
+            async move { (n >= 200).then_some(()) }
+        }
+    };
+    eventually("the load to run", load_running).await;
+
+    server.signal("TERM");
+    let status = server.wait_exit().await;
+    stop.store(true, Ordering::Relaxed);
+    assert_eq!(status.code(), Some(0));
+    let log = server.drain_log().await.join("\n");
+
+    let (mut ok, mut refused) = (0, 0);
+    for worker in workers {
+        for (uid, outcome) in worker.await.expect("worker task") {
+            match outcome {
+                Ok(_) => ok += 1,
+                Err(status) => {
+                    // A failed call must be one the server never accepted.
+                    assert!(
+                        !log.contains(&format!("uid {uid} -> ")),
+                        "uid {uid} was accepted, then lost: {status:?}"
+                    );
+                    refused += 1;
+                }
+            }
+        }
+    }
+    println!("SIGTERM under load: {ok} succeeded, {refused} refused before acceptance, 0 lost");
+    assert!(ok >= 200);
+}
