@@ -82,9 +82,14 @@ impl ServerLoad {
 /// Ties go to the first tied server at or after `start` (wrapping), so a
 /// caller that passes "last choice + 1" makes equal servers take turns.
 pub fn choose_server<L: AsRef<ServerLoad>>(loads: &[L], start: usize) -> Option<usize> {
-    let n = loads.len();
-    (0..n)
-        .map(|offset| (start + offset) % n)
+    if loads.is_empty() {
+        return None;
+    }
+    // Only `start`'s residue matters; `start + offset` would overflow near usize::MAX
+    // (a panic in debug builds, a rotation that skips servers in release builds).
+    let first = start % loads.len();
+    (first..loads.len())
+        .chain(0..first)
         .filter_map(|i| loads[i].as_ref().effective_load().map(|load| (load, i)))
         // min_by_key keeps the first of equal keys: the one nearest `start`.
         .min_by_key(|&(load, _)| load)
@@ -200,6 +205,21 @@ mod tests {
         }
         let counts: Vec<u64> = loads.iter().map(|l| l.assigned_since_poll).collect();
         assert_eq!(counts, vec![100, 100, 100]);
+    }
+
+    #[test]
+    fn any_start_is_taken_modulo_the_number_of_servers() {
+        // Found by fuzzing: `start + offset` overflowed, so from usize::MAX the rotation
+        // panicked (debug) or visited server 0 twice and never the last one (release).
+        let loads = [alive(5), alive(5), alive(1)];
+        for start in [usize::MAX, usize::MAX - 1, usize::MAX - 2, 3, 4, 5] {
+            assert_eq!(choose_server(&loads, start), Some(2), "start {start}");
+        }
+        let ties = [alive(3), alive(3), alive(3)];
+        // usize::MAX = 3 * 6148914691236517205, so it starts at server 0.
+        assert_eq!(choose_server(&ties, usize::MAX), Some(0));
+        assert_eq!(choose_server(&ties, usize::MAX - 1), Some(2));
+        assert_eq!(choose_server::<ServerLoad>(&[], usize::MAX), None);
     }
 
     #[test]
