@@ -58,7 +58,8 @@ pub struct ServerSettings {
     /// gRPC address.
     pub listen: SocketAddr,
     /// HTTP address for `/metrics` and `/healthz`.
-    pub metrics_listen: SocketAddr,
+    /// `None` when set to `""`: no metrics listener.
+    pub metrics_listen: Option<SocketAddr>,
     /// How long in-flight requests may drain after SIGTERM/SIGINT; never zero.
     pub shutdown_grace: Duration,
 }
@@ -273,12 +274,16 @@ impl RawConfig {
     fn validate(self, src: &Source, url_override: Option<&str>) -> Result<Settings, ConfigError> {
         let server = ServerSettings {
             listen: socket_addr(src, "server.listen", self.server.listen, DEFAULT_LISTEN)?,
-            metrics_listen: socket_addr(
-                src,
-                "server.metrics_listen",
-                self.server.metrics_listen,
-                DEFAULT_METRICS_LISTEN,
-            )?,
+            metrics_listen: match self.server.metrics_listen {
+                // An empty address turns the metrics listener off.
+                Some(raw) if raw.get_ref().is_empty() => None,
+                raw => Some(socket_addr(
+                    src,
+                    "server.metrics_listen",
+                    raw,
+                    DEFAULT_METRICS_LISTEN,
+                )?),
+            },
             shutdown_grace: positive_millis(
                 src,
                 "server.shutdown_grace_ms",
@@ -792,7 +797,7 @@ port = 8090
         Settings {
             server: ServerSettings {
                 listen: "0.0.0.0:50052".parse().expect("literal"),
-                metrics_listen: "127.0.0.1:9464".parse().expect("literal"),
+                metrics_listen: Some("127.0.0.1:9464".parse().expect("literal")),
                 shutdown_grace: Duration::from_millis(10_000),
             },
             redis: RedisSettings {
@@ -865,7 +870,7 @@ port = 65535
             Settings {
                 server: ServerSettings {
                     listen: "[::1]:7000".parse().expect("literal"),
-                    metrics_listen: "10.1.2.3:9000".parse().expect("literal"),
+                    metrics_listen: Some("10.1.2.3:9000".parse().expect("literal")),
                     shutdown_grace: Duration::from_millis(2500),
                 },
                 redis: RedisSettings {
@@ -1146,6 +1151,13 @@ port = 65535
             &message,
             &["line 2: ", "server.listen = \"localhost:50052\""],
         );
+    }
+
+    #[test]
+    fn empty_metrics_listen_turns_metrics_off() {
+        let settings = parse(&format!("[server]\nmetrics_listen = \"\"\n{ONE_SERVER}"))
+            .expect("empty metrics_listen is valid");
+        assert_eq!(settings.server.metrics_listen, None);
     }
 
     #[test]

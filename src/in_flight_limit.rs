@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::future::{BoxFuture, FutureExt};
+use prometheus::IntCounter;
 use tokio::sync::Semaphore;
 use tonic::body::Body;
 use tonic::codegen::Service;
@@ -20,13 +21,16 @@ use tower_layer::Layer;
 pub struct InFlightLimitLayer {
     permits: Arc<Semaphore>,
     limit: usize,
+    /// Counts shed requests, when metrics are on.
+    shed: Option<IntCounter>,
 }
 
 impl InFlightLimitLayer {
-    pub fn new(limit: usize) -> Self {
+    pub fn new(limit: usize, shed: Option<IntCounter>) -> Self {
         InFlightLimitLayer {
             permits: Arc::new(Semaphore::new(limit)),
             limit,
+            shed,
         }
     }
 }
@@ -75,6 +79,9 @@ where
                 .boxed()
             }
             Err(_) => {
+                if let Some(shed) = &self.layer.shed {
+                    shed.inc();
+                }
                 let status = tonic::Status::resource_exhausted(format!(
                     "overloaded: {} requests in flight; retry with backoff",
                     self.layer.limit
@@ -121,12 +128,14 @@ mod tests {
 
     #[tokio::test]
     async fn sheds_beyond_the_limit_and_recovers_when_calls_finish() {
-        let mut service = InFlightLimitLayer::new(2).layer(Held(Vec::new()));
+        let shed = IntCounter::new("shed", "shed requests").expect("valid metric");
+        let mut service = InFlightLimitLayer::new(2, Some(shed.clone())).layer(Held(Vec::new()));
         let first = service.call(Request::new(()));
         let second = service.call(Request::new(()));
-        let shed = service.call(Request::new(())).await.expect("infallible");
+        let shed_response = service.call(Request::new(())).await.expect("infallible");
         // RESOURCE_EXHAUSTED is gRPC code 8.
-        assert_eq!(grpc_status(&shed), Some("8"));
+        assert_eq!(grpc_status(&shed_response), Some("8"));
+        assert_eq!(shed.get(), 1);
 
         for release in service.inner.0.drain(..) {
             release.send(()).expect("call still waiting");

@@ -4,6 +4,7 @@
 //! server cannot start, or shutdown had to cut requests off; 2 for a bad
 //! command line.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -26,11 +27,39 @@ struct Cli {
     /// Config file (TOML); see the README for every key.
     #[arg(long, value_name = "PATH", default_value = "config/status.toml")]
     config: PathBuf,
+
+    /// Log line format on stderr: `text` for people, `json` (one object per
+    /// line: timestamp, level, target, message) for log shippers.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if let LogFormat::Json = format {
+        builder.format(|buf, record| {
+            let line = serde_json::json!({
+                "timestamp": buf.timestamp_micros().to_string(),
+                "level": record.level().as_str(),
+                "target": record.target(),
+                "message": record.args().to_string(),
+            });
+            writeln!(buf, "{line}")
+        });
+    }
+    builder.init();
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    init_logging(cli.log_format);
 
     let settings = match Settings::load(&cli.config) {
         Ok(settings) => settings,

@@ -8,6 +8,17 @@
 
 use crate::config::Settings;
 
+/// What a reload did, for the log and the Admin API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadOutcome {
+    /// False when nothing changed because the file did not validate.
+    pub applied: bool,
+    /// One line: what was applied, or why not.
+    pub message: String,
+    /// Keys that changed but need a restart (kept at their running values).
+    pub restart_needed: Vec<String>,
+}
+
 /// The reloaded settings as they will run, and the keys that changed but
 /// need a restart (kept at their running values).
 pub fn plan_reload(running: &Settings, mut loaded: Settings) -> (Settings, Vec<String>) {
@@ -20,9 +31,12 @@ pub fn plan_reload(running: &Settings, mut loaded: Settings) -> (Settings, Vec<S
         loaded.server.listen = running.server.listen;
     }
     if loaded.server.metrics_listen != running.server.metrics_listen {
+        let shown =
+            |addr: Option<std::net::SocketAddr>| addr.map_or("off".to_string(), |a| a.to_string());
         restart_needed.push(format!(
             "server.metrics_listen ({} -> {})",
-            running.server.metrics_listen, loaded.server.metrics_listen
+            shown(running.server.metrics_listen),
+            shown(loaded.server.metrics_listen)
         ));
         loaded.server.metrics_listen = running.server.metrics_listen;
     }

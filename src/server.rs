@@ -1,6 +1,11 @@
 //! Server wiring in one place: start the actors, take the first readings,
-//! open the gRPC port, serve (reloading the config on SIGHUP) until a stop
-//! signal, drain, stop the actors.
+//! open the ports, serve (reloading the config on SIGHUP or the Admin API's
+//! Reload) until a stop signal, drain, stop the actors.
+//!
+//! The gRPC port carries `message.StatusService` (the deployed contract),
+//! `statusadmin.v1.Admin`, `grpc.health.v1.Health` and server reflection,
+//! behind the in-flight limit. `metrics_listen`, when set, serves `/metrics`
+//! and `/healthz` over HTTP.
 //!
 //! The order is the contract's (CONTRACT §3 "Process"): the port opens only
 //! after the first poll and probes (each bounded by its timeout), and on
@@ -10,7 +15,8 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr};
 use redis::aio::ConnectionManager;
@@ -19,12 +25,18 @@ use status_actors::load_poller::{self, LoadPoller, PollSettings, Refresh};
 use status_actors::redis_link;
 use status_actors::server_registry::{ServerRegistry, UpdateServers};
 use status_actors::token_actor::{self, TokenActor, TokenSettings};
+use tokio::sync::{mpsc, oneshot};
 use tonic::transport::server::TcpIncoming;
 
+use crate::admin_proto::admin_server::AdminServer;
+use crate::admin_service::{AdminService, ReloadRequest};
 use crate::config::{Settings, redact_url};
+use crate::health;
+use crate::http_endpoints::{self, Endpoints};
 use crate::in_flight_limit::InFlightLimitLayer;
+use crate::metrics::Metrics;
 use crate::proto::status_service_server::StatusServiceServer;
-use crate::reload::{needs_new_connection, plan_reload};
+use crate::reload::{ReloadOutcome, needs_new_connection, plan_reload};
 use crate::signals::{SignalEvent, Signals};
 use crate::status_service::StatusService;
 
@@ -53,6 +65,8 @@ pub enum StartError {
     Signals(std::io::Error),
     Redis(redis::RedisError),
     Bind(SocketAddr, std::io::Error),
+    Metrics(prometheus::Error),
+    Reflection(tonic_reflection::server::Error),
     Serve(tonic::transport::Error),
 }
 
@@ -62,6 +76,8 @@ impl fmt::Display for StartError {
             StartError::Signals(err) => write!(f, "cannot install signal handlers: {err}"),
             StartError::Redis(err) => write!(f, "cannot set up the Redis client: {err}"),
             StartError::Bind(addr, err) => write!(f, "cannot listen on {addr}: {err}"),
+            StartError::Metrics(err) => write!(f, "cannot set up metrics: {err}"),
+            StartError::Reflection(err) => write!(f, "cannot set up gRPC reflection: {err}"),
             StartError::Serve(err) => write!(f, "gRPC server failed: {err}"),
         }
     }
@@ -153,13 +169,18 @@ impl Actors {
 
 /// Re-reads `path` and applies what can be applied live; a bad file keeps
 /// the running config.
-async fn reload(path: &Path, running: &mut Settings, actors: &Actors) {
+async fn reload(path: &Path, running: &mut Settings, actors: &Actors) -> ReloadOutcome {
+    let not_applied = |why: String| {
+        log::error!("reload failed, keeping the running config: {why}");
+        ReloadOutcome {
+            applied: false,
+            message: why,
+            restart_needed: Vec::new(),
+        }
+    };
     let loaded = match Settings::load(path) {
         Ok(loaded) => loaded,
-        Err(err) => {
-            log::error!("reload failed, keeping the running config: {err}");
-            return;
-        }
+        Err(err) => return not_applied(err.to_string()),
     };
     let (loaded, restart_needed) = plan_reload(running, loaded);
     for key in &restart_needed {
@@ -168,51 +189,123 @@ async fn reload(path: &Path, running: &mut Settings, actors: &Actors) {
     let conn = if needs_new_connection(running, &loaded) {
         match connect_redis(&loaded) {
             Ok(conn) => Some(conn),
-            Err(err) => {
-                log::error!("reload failed, keeping the running config: redis: {err}");
-                return;
-            }
+            Err(err) => return not_applied(format!("redis: {err}")),
         }
     } else {
         None
     };
     actors.reconfigure(&loaded, conn).await;
     *running = loaded;
-    log::info!("config reloaded from {}", path.display());
+    let message = format!("config reloaded from {}", path.display());
+    log::info!("{message}");
     log_summary(running, None);
+    ReloadOutcome {
+        applied: true,
+        message,
+        restart_needed,
+    }
+}
+
+/// Binds `addr`, naming it in the error.
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|err| StartError::Bind(addr, err))
 }
 
 /// Runs the server until a stop signal; must be awaited inside the actix System.
-/// `config_path` is re-read on SIGHUP.
+/// `config_path` is re-read on SIGHUP and on the Admin API's Reload.
 pub async fn run(config_path: &Path, mut settings: Settings) -> Result<Exit, StartError> {
     let mut signals = Signals::install().map_err(StartError::Signals)?;
     let actors = Actors::start(&settings)?;
 
-    // First readings before the port opens; each is bounded by its timeout.
+    // First readings before the ports open; each is bounded by its timeout.
     let started = Instant::now();
     let _ = actors.poller.send(Refresh).await;
     log::debug!("first poll and probes took {:?}", started.elapsed());
 
-    let listen = settings.server.listen;
-    let listener = match tokio::net::TcpListener::bind(listen).await {
-        Ok(listener) => listener,
+    let listeners = async {
+        let grpc = bind(settings.server.listen).await?;
+        let metrics = match settings.server.metrics_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        Ok::<_, StartError>((grpc, metrics))
+    };
+    let (listener, metrics_listener) = match listeners.await {
+        Ok(listeners) => listeners,
         Err(err) => {
             actors.stop().await;
-            return Err(StartError::Bind(listen, err));
+            return Err(err);
         }
     };
-    let local_addr = listener.local_addr().unwrap_or(listen);
+    let local_addr = listener.local_addr().unwrap_or(settings.server.listen);
+
+    // Metrics are recorded only when someone can read them.
+    let metrics = match metrics_listener {
+        Some(_) => Some(Arc::new(Metrics::new().map_err(StartError::Metrics)?)),
+        None => None,
+    };
+    let (drain_tx, drain_rx) = oneshot::channel::<()>();
+    let mut drain_side_tasks = Vec::new();
+    if let (Some(listener), Some(metrics)) = (metrics_listener, &metrics) {
+        let endpoints = Endpoints {
+            registry: actors.registry.clone(),
+            tokens: actors.tokens.clone(),
+            metrics: Arc::clone(metrics),
+        };
+        let (tx, rx) = oneshot::channel();
+        drain_side_tasks.push(tx);
+        let addr = listener.local_addr().ok();
+        tokio::spawn(http_endpoints::serve(listener, endpoints, rx));
+        log::info!(
+            "metrics and health on http://{}",
+            addr.map_or_else(String::new, |a| a.to_string())
+        );
+    }
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    {
+        let (tx, rx) = oneshot::channel();
+        drain_side_tasks.push(tx);
+        let period = settings.balancer.poll_interval.min(Duration::from_secs(1));
+        tokio::spawn(health::update_grpc_health(
+            health_reporter,
+            actors.registry.clone(),
+            period,
+            rx,
+        ));
+    }
+    // Both reflection versions: grpcurl and older tools still ask v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1().map_err(StartError::Reflection)?;
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .map_err(StartError::Reflection)?;
+    let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     log_summary(&settings, Some(local_addr));
 
-    let service = StatusServiceServer::new(StatusService::new(
+    let status_service = StatusServiceServer::new(StatusService::new(
         actors.registry.clone(),
         actors.tokens.clone(),
+        metrics.clone(),
     ))
     .max_decoding_message_size(MAX_REQUEST_BYTES);
-    let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
+    let admin_service = AdminServer::new(AdminService::new(actors.registry.clone(), reload_tx))
+        .max_decoding_message_size(MAX_REQUEST_BYTES);
     let serve = tonic::transport::Server::builder()
-        .layer(InFlightLimitLayer::new(MAX_IN_FLIGHT))
-        .add_service(service)
+        .layer(InFlightLimitLayer::new(
+            MAX_IN_FLIGHT,
+            metrics.as_ref().map(|m| m.shed.clone()),
+        ))
+        .add_service(status_service)
+        .add_service(admin_service)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
             async {
@@ -239,6 +332,10 @@ pub async fn run(config_path: &Path, mut settings: Settings) -> Result<Exit, Sta
                     reload(config_path, &mut settings, &actors).await;
                 }
             },
+            Some(reply) = reload_rx.recv() => {
+                log::info!("Admin API: reloading {}", config_path.display());
+                let _ = reply.send(reload(config_path, &mut settings, &actors).await);
+            }
         }
     };
 
@@ -247,6 +344,10 @@ pub async fn run(config_path: &Path, mut settings: Settings) -> Result<Exit, Sta
         "{signal}: closing the listener, draining accepted requests (grace {} ms)",
         grace.as_millis()
     );
+    // Health turns NOT_SERVING and ends its Watch streams; metrics close.
+    for side_task in drain_side_tasks {
+        let _ = side_task.send(());
+    }
     let _ = drain_tx.send(());
     let drain_started = Instant::now();
     let exit = tokio::select! {

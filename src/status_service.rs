@@ -3,6 +3,10 @@
 //! Each RPC becomes one message to an actor; the answer becomes a reply with a
 //! business error code (CONTRACT §1) or a gRPC status for infrastructure
 //! failures. Decisions (validation, choice, token checks) live in the actors.
+//! Each call's outcome and latency are recorded when metrics are on.
+
+use std::sync::Arc;
+use std::time::Instant;
 
 use actix::{Addr, MailboxError};
 use status_actors::server_registry::{PlaceUser, PlacementError, ServerRegistry};
@@ -10,6 +14,7 @@ use status_actors::token::LoginCheck;
 use status_actors::token_actor::{CheckToken, TokenActor};
 use tonic::{Request, Response, Status};
 
+use crate::metrics::{Metrics, Outcome, RpcMetrics};
 use crate::proto::status_service_server::StatusService as StatusServiceRpc;
 use crate::proto::{GetChatServerReq, GetChatServerRsp, LoginReq, LoginRsp};
 
@@ -25,11 +30,28 @@ pub mod error_code {
 pub struct StatusService {
     registry: Addr<ServerRegistry>,
     tokens: Addr<TokenActor>,
+    /// `None` when metrics are off (no `metrics_listen`).
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl StatusService {
-    pub fn new(registry: Addr<ServerRegistry>, tokens: Addr<TokenActor>) -> Self {
-        StatusService { registry, tokens }
+    pub fn new(
+        registry: Addr<ServerRegistry>,
+        tokens: Addr<TokenActor>,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Self {
+        StatusService {
+            registry,
+            tokens,
+            metrics,
+        }
+    }
+
+    /// Records one finished call with the RPC metrics `pick` selects.
+    fn observe(&self, pick: fn(&Metrics) -> &RpcMetrics, outcome: Outcome, started: Instant) {
+        if let Some(metrics) = &self.metrics {
+            pick(metrics).observe(outcome, started);
+        }
     }
 }
 
@@ -44,54 +66,76 @@ impl StatusServiceRpc for StatusService {
         &self,
         request: Request<GetChatServerReq>,
     ) -> Result<Response<GetChatServerRsp>, Status> {
+        let started = Instant::now();
         let uid = request.into_inner().uid;
-        let placed = self
-            .registry
-            .send(PlaceUser { uid })
-            .await
-            .map_err(actor_gone)?;
-        let reply = match placed {
-            Ok(placement) => GetChatServerRsp {
-                error: error_code::SUCCESS,
-                host: placement.server.host.clone(),
-                port: placement.server.port.to_string(),
-                token: placement.token,
-            },
-            Err(PlacementError::InvalidUid) => GetChatServerRsp {
-                error: error_code::UID_INVALID,
-                ..GetChatServerRsp::default()
-            },
-            Err(err) => return Err(Status::unavailable(err.to_string())),
+        let placed = self.registry.send(PlaceUser { uid }).await;
+        let (outcome, reply) = match placed {
+            Ok(Ok(placement)) => (
+                Outcome::Ok,
+                Ok(GetChatServerRsp {
+                    error: error_code::SUCCESS,
+                    host: placement.server.host.clone(),
+                    port: placement.server.port.to_string(),
+                    token: placement.token,
+                }),
+            ),
+            Ok(Err(PlacementError::InvalidUid)) => (
+                Outcome::UidInvalid,
+                Ok(GetChatServerRsp {
+                    error: error_code::UID_INVALID,
+                    ..GetChatServerRsp::default()
+                }),
+            ),
+            Ok(Err(err)) => (
+                Outcome::Unavailable,
+                Err(Status::unavailable(err.to_string())),
+            ),
+            Err(mailbox) => (Outcome::Unavailable, Err(actor_gone(mailbox))),
         };
-        Ok(Response::new(reply))
+        self.observe(|m| &m.get_chat_server, outcome, started);
+        reply.map(Response::new)
     }
 
     async fn login(&self, request: Request<LoginReq>) -> Result<Response<LoginRsp>, Status> {
+        let started = Instant::now();
         let LoginReq { uid, token } = request.into_inner();
-        let check = self
+        let checked = self
             .tokens
             .send(CheckToken {
                 uid,
                 token: token.clone(),
             })
-            .await
-            .map_err(actor_gone)?
-            .map_err(|failure| Status::unavailable(failure.to_string()))?;
-        let reply = match check {
-            LoginCheck::Valid => LoginRsp {
-                error: error_code::SUCCESS,
-                uid,
-                token,
-            },
-            LoginCheck::UidInvalid => LoginRsp {
-                error: error_code::UID_INVALID,
-                ..LoginRsp::default()
-            },
-            LoginCheck::TokenInvalid => LoginRsp {
-                error: error_code::TOKEN_INVALID,
-                ..LoginRsp::default()
-            },
+            .await;
+        let (outcome, reply) = match checked {
+            Ok(Ok(LoginCheck::Valid)) => (
+                Outcome::Ok,
+                Ok(LoginRsp {
+                    error: error_code::SUCCESS,
+                    uid,
+                    token,
+                }),
+            ),
+            Ok(Ok(LoginCheck::UidInvalid)) => (
+                Outcome::UidInvalid,
+                Ok(LoginRsp {
+                    error: error_code::UID_INVALID,
+                    ..LoginRsp::default()
+                }),
+            ),
+            Ok(Ok(LoginCheck::TokenInvalid)) => (
+                Outcome::TokenInvalid,
+                Ok(LoginRsp {
+                    error: error_code::TOKEN_INVALID,
+                    ..LoginRsp::default()
+                }),
+            ),
+            Ok(Err(failure)) => (
+                Outcome::Unavailable,
+                Err(Status::unavailable(failure.to_string())),
+            ),
+            Err(mailbox) => (Outcome::Unavailable, Err(actor_gone(mailbox))),
         };
-        Ok(Response::new(reply))
+        self.observe(|m| &m.login, outcome, started);
+        reply.map(Response::new)
     }
 }

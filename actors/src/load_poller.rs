@@ -24,7 +24,7 @@ use crate::Shutdown;
 use crate::balance::parse_load_field;
 use crate::chat_server::ChatServer;
 use crate::redis_link::{RedisFailure, with_deadline};
-use crate::server_registry::{LoadReport, ProbeReport, ServerRegistry};
+use crate::server_registry::{LoadReport, PollFailed, ProbeReport, ServerRegistry};
 
 /// Longest a TCP probe waits for a connection, whatever the probe interval.
 const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -119,12 +119,12 @@ impl LoadPoller {
         async move { with_deadline(timeout, hmget.query_async(&mut conn)).await }
     }
 
-    /// Turns a read into a report (none on failure: the registry keeps the
-    /// last counts) and logs outages once.
+    /// Turns a read into a report (`Err(PollFailed)` on failure: the registry
+    /// keeps the last counts) and logs outages once.
     fn load_report(
         &mut self,
         read: Result<Vec<Option<Vec<u8>>>, RedisFailure>,
-    ) -> Option<LoadReport> {
+    ) -> Result<LoadReport, PollFailed> {
         match read {
             Ok(values) => {
                 self.note_poll_success();
@@ -135,11 +135,11 @@ impl LoadPoller {
                     .zip(values)
                     .map(|(server, raw)| (server.name.clone(), parse_load_field(raw.as_deref())))
                     .collect();
-                Some(LoadReport { fields })
+                Ok(LoadReport { fields })
             }
             Err(err) => {
                 self.note_poll_failure(&err);
-                None
+                Err(PollFailed)
             }
         }
     }
@@ -172,7 +172,7 @@ impl LoadPoller {
             .then(|read, poller, _ctx| {
                 let report = poller.load_report(read);
                 let registry = poller.registry.clone();
-                report_to(registry, report, None).into_actor(poller)
+                report_to(registry, Some(report), None).into_actor(poller)
             })
     }
 
@@ -187,11 +187,17 @@ impl LoadPoller {
 /// Delivers reports to the registry; an error means it stopped (shutdown).
 async fn report_to(
     registry: Addr<ServerRegistry>,
-    loads: Option<LoadReport>,
+    loads: Option<Result<LoadReport, PollFailed>>,
     probes: Option<ProbeReport>,
 ) {
-    if let Some(loads) = loads {
-        let _ = registry.send(loads).await;
+    match loads {
+        Some(Ok(loads)) => {
+            let _ = registry.send(loads).await;
+        }
+        Some(Err(failed)) => {
+            let _ = registry.send(failed).await;
+        }
+        None => {}
     }
     if let Some(probes) = probes {
         let _ = registry.send(probes).await;
@@ -217,7 +223,7 @@ impl Handler<Refresh> for LoadPoller {
             both.into_actor(self)
                 .then(|(read, probes), poller, _ctx| {
                     let loads = poller.load_report(read);
-                    report_to(poller.registry.clone(), loads, probes).into_actor(poller)
+                    report_to(poller.registry.clone(), Some(loads), probes).into_actor(poller)
                 })
                 .map(move |(), poller, ctx| {
                     ctx.notify_later(PollTick { generation }, poller.settings.poll_interval);

@@ -10,7 +10,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::SystemTime;
 
 use actix::prelude::*;
 
@@ -26,6 +26,8 @@ struct Slot {
     load: ServerLoad,
     /// The field as the last poll read it; `None` before the first poll.
     field: Option<LoadField>,
+    /// When the last probe result arrived; `None` before the first.
+    last_probe: Option<SystemTime>,
 }
 
 impl Slot {
@@ -38,6 +40,7 @@ impl Slot {
                 ..ServerLoad::default()
             },
             field: None,
+            last_probe: None,
         }
     }
 }
@@ -54,7 +57,12 @@ pub struct ServerRegistry {
     tokens: Addr<TokenActor>,
     probing: bool,
     /// When a poll last succeeded; `None` until the first one did.
-    last_poll: Option<Instant>,
+    last_poll: Option<SystemTime>,
+    /// Whether the most recent poll succeeded (Redis answers).
+    last_poll_ok: bool,
+    /// Failed polls, and outages of polls that ended, since start (metrics).
+    poll_failures: u64,
+    poll_recoveries: u64,
     /// Where the next tie-break starts, so equal servers take turns.
     next_start: usize,
 }
@@ -72,6 +80,9 @@ impl ServerRegistry {
             tokens,
             probing,
             last_poll: None,
+            last_poll_ok: false,
+            poll_failures: 0,
+            poll_recoveries: 0,
             next_start: 0,
         }
     }
@@ -259,7 +270,11 @@ impl Handler<LoadReport> for ServerRegistry {
             slot.field = Some(field);
             slot.load.assigned_since_poll = 0;
         }
-        self.last_poll = Some(Instant::now());
+        if self.last_poll.is_some() && !self.last_poll_ok {
+            self.poll_recoveries += 1;
+        }
+        self.last_poll = Some(SystemTime::now());
+        self.last_poll_ok = true;
     }
 }
 
@@ -290,6 +305,7 @@ impl Handler<ProbeReport> for ServerRegistry {
                 }
             }
             slot.load.reachable = reachable;
+            slot.last_probe = Some(SystemTime::now());
         }
     }
 }
@@ -348,6 +364,83 @@ impl Handler<UpdateServers> for ServerRegistry {
             log::info!("{}: removed", gone.server.name);
         }
         self.next_start = 0;
+    }
+}
+
+/// A poll failed: the registry keeps the last counts but no longer reports
+/// Redis as answering (health checks read this).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct PollFailed;
+
+impl Handler<PollFailed> for ServerRegistry {
+    type Result = ();
+
+    fn handle(&mut self, _msg: PollFailed, _ctx: &mut Self::Context) {
+        self.last_poll_ok = false;
+        self.poll_failures += 1;
+    }
+}
+
+/// One server as the registry sees it (for operators: admin API, metrics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSnapshot {
+    pub server: Arc<ChatServer>,
+    pub load: ServerLoad,
+    /// The field as the last poll read it; `None` before the first poll.
+    pub field: Option<LoadField>,
+    pub alive: bool,
+    pub last_probe: Option<SystemTime>,
+}
+
+/// The whole balancing state at one instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrySnapshot {
+    pub servers: Vec<ServerSnapshot>,
+    pub probing: bool,
+    /// Whether the most recent poll succeeded.
+    pub redis_ok: bool,
+    pub last_poll: Option<SystemTime>,
+    /// Failed polls since start.
+    pub poll_failures: u64,
+    /// Runs of failed polls that ended with a successful one.
+    pub poll_recoveries: u64,
+}
+
+impl RegistrySnapshot {
+    pub fn alive_count(&self) -> usize {
+        self.servers.iter().filter(|s| s.alive).count()
+    }
+}
+
+/// Asks for a [`RegistrySnapshot`].
+#[derive(Debug, Message)]
+#[rtype(result = "RegistrySnapshot")]
+pub struct Snapshot;
+
+impl Handler<Snapshot> for ServerRegistry {
+    type Result = MessageResult<Snapshot>;
+
+    fn handle(&mut self, _msg: Snapshot, _ctx: &mut Self::Context) -> Self::Result {
+        let servers = self
+            .slots
+            .iter()
+            .map(|slot| ServerSnapshot {
+                server: Arc::clone(&slot.server),
+                load: slot.load.clone(),
+                field: slot.field.clone(),
+                alive: slot.load.effective_load().is_some(),
+                last_probe: slot.last_probe,
+            })
+            .collect();
+        MessageResult(RegistrySnapshot {
+            servers,
+            probing: self.probing,
+            redis_ok: self.last_poll_ok,
+            last_poll: self.last_poll,
+            poll_failures: self.poll_failures,
+            poll_recoveries: self.poll_recoveries,
+        })
     }
 }
 

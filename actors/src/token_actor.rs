@@ -36,6 +36,7 @@ pub struct TokenActor {
     /// Whether the last command failed, so an outage is logged once, not
     /// once per request.
     failing: bool,
+    stats: TokenStats,
 }
 
 impl TokenActor {
@@ -44,11 +45,15 @@ impl TokenActor {
             conn,
             settings: Rc::new(settings),
             failing: false,
+            stats: TokenStats::default(),
         }
     }
 
-    /// Logs the start and the end of a run of failed commands.
+    /// Counts failures and logs the start and the end of a run of them.
     fn note_outcome<T>(&mut self, outcome: &Result<T, RedisFailure>) {
+        if outcome.is_err() {
+            self.stats.command_errors += 1;
+        }
         match (outcome, self.failing) {
             (Err(failure), false) => {
                 self.failing = true;
@@ -56,6 +61,7 @@ impl TokenActor {
             }
             (Ok(_), true) => {
                 self.failing = false;
+                self.stats.recoveries += 1;
                 log::info!("token store: Redis answers again");
             }
             _ => {}
@@ -154,6 +160,28 @@ impl Handler<Reconfigure> for TokenActor {
         if let Some(conn) = update.conn {
             self.conn = conn;
         }
+    }
+}
+
+/// Counters of the token store's Redis commands since start (metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, MessageResponse)]
+pub struct TokenStats {
+    /// Commands that failed or timed out.
+    pub command_errors: u64,
+    /// Runs of failed commands that ended with a successful one.
+    pub recoveries: u64,
+}
+
+/// Asks for the [`TokenStats`].
+#[derive(Debug, Message)]
+#[rtype(result = "TokenStats")]
+pub struct GetTokenStats;
+
+impl Handler<GetTokenStats> for TokenActor {
+    type Result = TokenStats;
+
+    fn handle(&mut self, _msg: GetTokenStats, _ctx: &mut Self::Context) -> TokenStats {
+        self.stats
     }
 }
 

@@ -225,6 +225,8 @@ pub struct StatusServer {
     child: Child,
     _config_dir: tempfile::TempDir,
     pub addr: SocketAddr,
+    /// Where `/metrics` and `/healthz` are served (the config asks for port 0).
+    pub metrics_addr: Option<SocketAddr>,
     /// Every log line arrives here (stderr, read by a thread).
     log_lines: tokio::sync::mpsc::UnboundedReceiver<String>,
     pub log: Vec<String>,
@@ -260,6 +262,7 @@ impl StatusServer {
             child,
             _config_dir: dir,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_addr: None,
             log_lines,
             log: Vec::new(),
         };
@@ -270,7 +273,39 @@ impl StatusServer {
             .and_then(|rest| rest.split(';').next())
             .and_then(|addr| addr.parse().ok())
             .unwrap_or_else(|| panic!("no address in {line:?}"));
+        // Logged before "listening on" when the metrics listener is on.
+        server.metrics_addr = server
+            .log
+            .iter()
+            .find_map(|l| l.split("metrics and health on http://").nth(1))
+            .and_then(|addr| addr.trim().parse().ok());
         server
+    }
+
+    /// `GET path` on the metrics listener: (status code, body).
+    pub async fn http_get(&self, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.metrics_addr.expect("the metrics listener is on");
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connecting to the metrics listener");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("sending the request");
+        let mut response = String::new();
+        tokio::time::timeout(WAIT, stream.read_to_string(&mut response))
+            .await
+            .expect("the response came in time")
+            .expect("reading the response");
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+        (status, body.to_string())
     }
 
     /// Waits until a log line containing `needle` appears; returns it.
@@ -313,6 +348,15 @@ impl StatusServer {
             self.log.push(line);
         }
         &self.log
+    }
+
+    /// A connected channel to the gRPC port, for any client.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .expect("a valid URI")
+            .connect()
+            .await
+            .expect("connecting to status-server")
     }
 
     pub async fn client(&self) -> StatusServiceClient<Channel> {

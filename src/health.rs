@@ -1,0 +1,135 @@
+//! Health as operators and load balancers see it.
+//!
+//! - `/healthz` (HTTP, beside `/metrics`): healthy when Redis answers (the
+//!   last poll succeeded) and at least one chat server is alive.
+//! - `grpc.health.v1.Health` for `""` and `message.StatusService`: SERVING
+//!   while Redis answers, NOT_SERVING otherwise and while draining. A task
+//!   keeps it current from the registry; at drain it reports NOT_SERVING and
+//!   ends every Watch stream, so watchers cannot hold the shutdown open.
+
+use std::time::Duration;
+
+use actix::Addr;
+use status_actors::server_registry::{RegistrySnapshot, ServerRegistry, Snapshot};
+use tokio::sync::oneshot;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+/// The services whose health is reported.
+pub const HEALTH_SERVICES: [&str; 2] = ["", "message.StatusService"];
+
+/// The `/healthz` verdict: `Ok(summary)` or `Err(reason)`, one line each.
+pub fn healthz(snapshot: &RegistrySnapshot) -> Result<String, String> {
+    let (alive, configured) = (snapshot.alive_count(), snapshot.servers.len());
+    if !snapshot.redis_ok {
+        Err("redis: the last poll of the load hash failed".to_string())
+    } else if alive == 0 {
+        Err(format!("no chat server is alive (0 of {configured})"))
+    } else {
+        Ok(format!("ok: {alive} of {configured} chat servers alive"))
+    }
+}
+
+/// The gRPC serving status: it follows Redis only, since without a chat
+/// server the answers (UNAVAILABLE) are still the right ones.
+pub fn grpc_status(snapshot: &RegistrySnapshot) -> ServingStatus {
+    if snapshot.redis_ok {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    }
+}
+
+async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
+    for service in HEALTH_SERVICES {
+        reporter.set_service_status(service, status).await;
+    }
+}
+
+/// Keeps the gRPC health current every `period` until `drain` fires, then
+/// reports NOT_SERVING and ends the Watch streams.
+pub async fn update_grpc_health(
+    mut reporter: HealthReporter,
+    registry: Addr<ServerRegistry>,
+    period: Duration,
+    mut drain: oneshot::Receiver<()>,
+) {
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = None;
+    loop {
+        tokio::select! {
+            _ = &mut drain => break,
+            _ = ticks.tick() => {
+                let Ok(snapshot) = registry.send(Snapshot).await else { break };
+                let status = grpc_status(&snapshot);
+                if last != Some(status) {
+                    log::info!("gRPC health: {status:?}");
+                    set_all(&reporter, status).await;
+                    last = Some(status);
+                }
+            }
+        }
+    }
+    set_all(&reporter, ServingStatus::NotServing).await;
+    for service in HEALTH_SERVICES {
+        reporter.clear_service_status(service).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use status_actors::ChatServer;
+    use status_actors::balance::ServerLoad;
+    use status_actors::server_registry::ServerSnapshot;
+    use std::sync::Arc;
+
+    fn snapshot(redis_ok: bool, alive: &[bool]) -> RegistrySnapshot {
+        let servers = alive
+            .iter()
+            .enumerate()
+            .map(|(i, &alive)| ServerSnapshot {
+                server: Arc::new(ChatServer {
+                    name: format!("s{i}"),
+                    host: "h".into(),
+                    port: 1,
+                }),
+                load: ServerLoad::default(),
+                field: None,
+                alive,
+                last_probe: None,
+            })
+            .collect();
+        RegistrySnapshot {
+            servers,
+            probing: false,
+            redis_ok,
+            last_poll: None,
+            poll_failures: 0,
+            poll_recoveries: 0,
+        }
+    }
+
+    #[test]
+    fn healthy_needs_redis_and_an_alive_server() {
+        assert_eq!(
+            healthz(&snapshot(true, &[false, true])),
+            Ok("ok: 1 of 2 chat servers alive".into())
+        );
+        assert!(healthz(&snapshot(true, &[false, false])).is_err_and(|why| why.contains("0 of 2")));
+        assert!(healthz(&snapshot(false, &[true])).is_err_and(|why| why.contains("redis")));
+    }
+
+    #[test]
+    fn grpc_health_follows_redis_only() {
+        assert_eq!(
+            grpc_status(&snapshot(true, &[false])),
+            ServingStatus::Serving
+        );
+        assert_eq!(
+            grpc_status(&snapshot(false, &[true])),
+            ServingStatus::NotServing
+        );
+    }
+}

@@ -1,0 +1,321 @@
+//! Prometheus metrics: what the balancer is doing and why.
+//!
+//! Request counters and latency histograms are recorded on the hot path with
+//! handles resolved once at start-up (an atomic add and a histogram bucket
+//! per call, no label lookup). Everything about the chat servers and Redis
+//! is read from the actors at scrape time, so the actors carry no metrics
+//! code and a scrape always shows their current state.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use status_actors::balance::LoadField;
+use status_actors::server_registry::RegistrySnapshot;
+use status_actors::token_actor::TokenStats;
+
+/// Latency buckets (seconds): 100 us to 2.5 s, around the command timeout.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// How an RPC ended, as the `outcome` label says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// Business error 1011.
+    UidInvalid,
+    /// Business error 1010.
+    TokenInvalid,
+    /// gRPC UNAVAILABLE: no server alive, Redis down, shutting down.
+    Unavailable,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 4] = [
+        Outcome::Ok,
+        Outcome::UidInvalid,
+        Outcome::TokenInvalid,
+        Outcome::Unavailable,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::UidInvalid => "uid_invalid_1011",
+            Outcome::TokenInvalid => "token_invalid_1010",
+            Outcome::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Counters and histogram of one RPC, resolved once.
+pub struct RpcMetrics {
+    outcomes: [IntCounter; Outcome::ALL.len()],
+    latency: Histogram,
+}
+
+impl RpcMetrics {
+    /// Records one finished call that started at `started`.
+    pub fn observe(&self, outcome: Outcome, started: Instant) {
+        // `ALL` lists the variants in declaration order.
+        self.outcomes[outcome as usize].inc();
+        self.latency.observe(started.elapsed().as_secs_f64());
+    }
+}
+
+/// Every metric of the process, in its own registry.
+pub struct Metrics {
+    registry: Registry,
+    pub get_chat_server: RpcMetrics,
+    pub login: RpcMetrics,
+    /// Requests answered RESOURCE_EXHAUSTED by the in-flight limit.
+    pub shed: IntCounter,
+    polled_count: IntGaugeVec,
+    assigned_since_poll: IntGaugeVec,
+    in_flight: IntGaugeVec,
+    alive: IntGaugeVec,
+    reachable: IntGaugeVec,
+    redis_up: IntGauge,
+    poll_age: Gauge,
+    redis_errors: IntCounterVec,
+    redis_recoveries: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("status_requests_total", "RPCs answered, by RPC and outcome"),
+            &["rpc", "outcome"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "status_request_duration_seconds",
+                "Time from request to reply, by RPC",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["rpc"],
+        )?;
+        let rpc = |name: &str| RpcMetrics {
+            outcomes: Outcome::ALL.map(|o| requests.with_label_values(&[name, o.label()])),
+            latency: latency.with_label_values(&[name]),
+        };
+        let per_server =
+            |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), &["server"]);
+        let metrics = Metrics {
+            get_chat_server: rpc("GetChatServer"),
+            login: rpc("Login"),
+            shed: IntCounter::new(
+                "status_requests_shed_total",
+                "Requests answered RESOURCE_EXHAUSTED because too many were in flight",
+            )?,
+            polled_count: per_server(
+                "status_chat_server_polled_count",
+                "Connection count the last successful poll read (absent when not a count)",
+            )?,
+            assigned_since_poll: per_server(
+                "status_chat_server_assigned_since_poll",
+                "Tokens this instance stored for the server since the last poll",
+            )?,
+            in_flight: per_server(
+                "status_chat_server_in_flight",
+                "Placements on the server whose token write has not finished",
+            )?,
+            alive: per_server(
+                "status_chat_server_alive",
+                "1 when the server can be chosen (valid count, and reachable when probing)",
+            )?,
+            reachable: per_server(
+                "status_chat_server_reachable",
+                "1 when the last TCP probe connected (always 1 with probing off)",
+            )?,
+            redis_up: IntGauge::new(
+                "status_redis_up",
+                "1 when the last poll of the load hash succeeded",
+            )?,
+            poll_age: Gauge::new(
+                "status_load_poll_age_seconds",
+                "Seconds since the last successful poll of the load hash (-1: never)",
+            )?,
+            redis_errors: IntCounterVec::new(
+                Opts::new(
+                    "status_redis_errors_total",
+                    "Failed or timed-out Redis commands, by user",
+                ),
+                &["user"],
+            )?,
+            redis_recoveries: IntCounterVec::new(
+                Opts::new(
+                    "status_redis_recoveries_total",
+                    "Runs of failed Redis commands that ended (reconnections), by user",
+                ),
+                &["user"],
+            )?,
+            registry,
+        };
+        let build_info = IntGaugeVec::new(
+            Opts::new("status_build_info", "Version of the running status-server"),
+            &["version"],
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let registry = &metrics.registry;
+        registry.register(Box::new(requests))?;
+        registry.register(Box::new(latency))?;
+        registry.register(Box::new(build_info))?;
+        registry.register(Box::new(metrics.shed.clone()))?;
+        for gauge in [
+            &metrics.polled_count,
+            &metrics.assigned_since_poll,
+            &metrics.in_flight,
+            &metrics.alive,
+            &metrics.reachable,
+        ] {
+            registry.register(Box::new(gauge.clone()))?;
+        }
+        registry.register(Box::new(metrics.redis_up.clone()))?;
+        registry.register(Box::new(metrics.poll_age.clone()))?;
+        registry.register(Box::new(metrics.redis_errors.clone()))?;
+        registry.register(Box::new(metrics.redis_recoveries.clone()))?;
+        Ok(metrics)
+    }
+
+    /// The Prometheus text exposition, with the actors' state as given.
+    pub fn render(&self, registry: &RegistrySnapshot, tokens: TokenStats) -> String {
+        self.update_from(registry, tokens);
+        let mut text = Vec::new();
+        // Encoding into a Vec cannot fail on I/O; an error would be a
+        // malformed metric of ours, which tests would catch.
+        if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut text) {
+            log::error!("encoding metrics: {err}");
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    }
+
+    fn update_from(&self, snapshot: &RegistrySnapshot, tokens: TokenStats) {
+        // Reset first: servers removed by a reload must disappear.
+        for gauge in [
+            &self.polled_count,
+            &self.assigned_since_poll,
+            &self.in_flight,
+            &self.alive,
+            &self.reachable,
+        ] {
+            gauge.reset();
+        }
+        let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        for server in &snapshot.servers {
+            let name = [server.server.name.as_str()];
+            if let Some(LoadField::Count(count)) = server.field {
+                self.polled_count.with_label_values(&name).set(clamp(count));
+            }
+            self.assigned_since_poll
+                .with_label_values(&name)
+                .set(clamp(server.load.assigned_since_poll));
+            self.in_flight
+                .with_label_values(&name)
+                .set(clamp(server.load.in_flight));
+            self.alive
+                .with_label_values(&name)
+                .set(i64::from(server.alive));
+            self.reachable
+                .with_label_values(&name)
+                .set(i64::from(server.load.reachable));
+        }
+        self.redis_up.set(i64::from(snapshot.redis_ok));
+        self.poll_age.set(snapshot.last_poll.map_or(-1.0, |at| {
+            SystemTime::now()
+                .duration_since(at)
+                .unwrap_or(Duration::ZERO)
+                .as_secs_f64()
+        }));
+        set_counter(
+            &self.redis_errors.with_label_values(&["poll"]),
+            snapshot.poll_failures,
+        );
+        set_counter(
+            &self.redis_errors.with_label_values(&["token"]),
+            tokens.command_errors,
+        );
+        set_counter(
+            &self.redis_recoveries.with_label_values(&["poll"]),
+            snapshot.poll_recoveries,
+        );
+        set_counter(
+            &self.redis_recoveries.with_label_values(&["token"]),
+            tokens.recoveries,
+        );
+    }
+}
+
+/// Raises a counter to a total the actors keep (they only ever grow).
+fn set_counter(counter: &IntCounter, total: u64) {
+    let current = counter.get();
+    if total > current {
+        counter.inc_by(total - current);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot() -> RegistrySnapshot {
+        RegistrySnapshot {
+            servers: Vec::new(),
+            probing: false,
+            redis_ok: true,
+            last_poll: Some(SystemTime::now()),
+            poll_failures: 2,
+            poll_recoveries: 1,
+        }
+    }
+
+    #[test]
+    fn records_outcomes_and_renders_prometheus_text() {
+        let metrics = Metrics::new().expect("metric definitions are valid");
+        let started = Instant::now();
+        metrics.get_chat_server.observe(Outcome::Ok, started);
+        metrics.get_chat_server.observe(Outcome::Ok, started);
+        metrics.login.observe(Outcome::TokenInvalid, started);
+        let text = metrics.render(
+            &snapshot(),
+            TokenStats {
+                command_errors: 3,
+                recoveries: 1,
+            },
+        );
+        assert!(
+            text.contains("status_requests_total{outcome=\"ok\",rpc=\"GetChatServer\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("status_requests_total{outcome=\"token_invalid_1010\",rpc=\"Login\"} 1")
+        );
+        assert!(text.contains("status_redis_errors_total{user=\"token\"} 3"));
+        assert!(text.contains("status_redis_errors_total{user=\"poll\"} 2"));
+        assert!(text.contains("status_build_info{version="));
+        assert!(
+            text.contains("status_request_duration_seconds_bucket{rpc=\"Login\",le=\"0.0001\"}")
+        );
+    }
+
+    #[test]
+    fn counters_follow_actor_totals_without_double_counting() {
+        let metrics = Metrics::new().expect("metric definitions are valid");
+        let stats = TokenStats {
+            command_errors: 5,
+            recoveries: 0,
+        };
+        metrics.render(&snapshot(), stats);
+        let text = metrics.render(&snapshot(), stats);
+        assert!(
+            text.contains("status_redis_errors_total{user=\"token\"} 5"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,293 @@
+//! What operators use: /metrics, /healthz, gRPC health, reflection and the
+//! Admin API, against a real server and Redis.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::*;
+use status_server::admin_proto::admin_client::AdminClient;
+use status_server::admin_proto::{ListServersReq, ReloadReq};
+use status_server::proto::GetChatServerReq;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+/// Parses the Prometheus text format strictly enough to catch malformed
+/// output: `# HELP`/`# TYPE` comments and `name{labels} value` samples.
+fn parse_prometheus(text: &str) -> HashMap<String, f64> {
+    let mut samples = HashMap::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if let Some(comment) = line.strip_prefix("# ") {
+            let kind = comment.split_whitespace().next();
+            assert!(
+                matches!(kind, Some("HELP" | "TYPE")),
+                "bad comment line {line:?}"
+            );
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value in {line:?}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        let name_end = series.find('{').unwrap_or(series.len());
+        let name = &series[..name_end];
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name in {line:?}"
+        );
+        if name_end < series.len() {
+            assert!(series.ends_with('}'), "unclosed labels in {line:?}");
+        }
+        samples.insert(series.to_string(), value);
+    }
+    samples
+}
+
+async fn started() -> (RedisServer, StatusServer) {
+    let redis = RedisServer::start().await;
+    set_loads(&redis, &[("chat1", "0"), ("chat2", "7")]).await;
+    let config = TestConfig::new(
+        &redis,
+        vec![
+            ChatServerEntry::new("chat1", 8001),
+            ChatServerEntry::new("chat2", 8002),
+        ],
+    );
+    let server = StatusServer::start(&config).await;
+    (redis, server)
+}
+
+#[tokio::test]
+async fn metrics_parse_and_count_each_call() {
+    let (_redis, server) = started().await;
+    let series = "status_requests_total{outcome=\"ok\",rpc=\"GetChatServer\"}";
+    let before = parse_prometheus(&server.http_get("/metrics").await.1)
+        .get(series)
+        .copied()
+        .unwrap_or(0.0);
+
+    let mut client = server.client().await;
+    for uid in 1..=25 {
+        client
+            .get_chat_server(GetChatServerReq { uid })
+            .await
+            .expect("placed");
+    }
+    let (status, text) = server.http_get("/metrics").await;
+    assert_eq!(status, 200);
+    let samples = parse_prometheus(&text);
+    assert_eq!(
+        samples.get(series).copied().unwrap_or(0.0) - before,
+        25.0,
+        "{text}"
+    );
+    assert_eq!(
+        samples.get("status_chat_server_polled_count{server=\"chat2\"}"),
+        Some(&7.0)
+    );
+    assert_eq!(
+        samples.get("status_chat_server_alive{server=\"chat1\"}"),
+        Some(&1.0)
+    );
+    assert_eq!(samples.get("status_redis_up"), Some(&1.0));
+    assert!(samples.contains_key("status_request_duration_seconds_count{rpc=\"GetChatServer\"}"));
+    assert!(samples.keys().any(|k| k.starts_with("status_build_info{")));
+}
+
+#[tokio::test]
+async fn healthz_and_grpc_health_follow_redis() {
+    let (mut redis, mut server) = started().await;
+    let port = redis.port;
+    let mut health = HealthClient::new(server.channel().await);
+    let check = |service: &str| HealthCheckRequest {
+        service: service.to_string(),
+    };
+
+    assert_eq!(
+        server.http_get("/healthz").await,
+        (200, "ok: 2 of 2 chat servers alive\n".to_string())
+    );
+    for service in ["", "message.StatusService"] {
+        let status = health
+            .check(check(service))
+            .await
+            .expect("Check")
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+    }
+
+    redis.kill();
+    server.wait_for_log("gRPC health: NotServing").await;
+    let (status, body) = server.http_get("/healthz").await;
+    assert_eq!(status, 503);
+    assert!(
+        body.starts_with("redis:") && body.lines().count() == 1,
+        "{body:?}"
+    );
+    let status = health
+        .check(check(""))
+        .await
+        .expect("Check")
+        .into_inner()
+        .status;
+    assert_eq!(status, ServingStatus::NotServing as i32);
+
+    let _redis = RedisServer::start_on(port, &[]).await;
+    set_loads(&_redis, &[("chat1", "0"), ("chat2", "7")]).await;
+    server
+        .wait_for_nth_log(2, |l| l.contains("gRPC health: Serving"))
+        .await;
+    assert_eq!(server.http_get("/healthz").await.0, 200);
+    let status = health
+        .check(check("message.StatusService"))
+        .await
+        .expect("Check")
+        .into_inner()
+        .status;
+    assert_eq!(status, ServingStatus::Serving as i32);
+}
+
+#[tokio::test]
+async fn health_watch_sees_not_serving_at_drain_and_does_not_hold_shutdown() {
+    let (_redis, mut server) = started().await;
+    let mut health = HealthClient::new(server.channel().await);
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("Watch")
+        .into_inner();
+    let first = watch.message().await.expect("stream").expect("a status");
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+
+    server.signal("TERM");
+    let next = watch
+        .message()
+        .await
+        .expect("stream")
+        .expect("a status at drain");
+    assert_eq!(next.status, ServingStatus::NotServing as i32);
+    assert_eq!(
+        server.wait_exit().await.code(),
+        Some(0),
+        "the Watch stream ended, drain finished"
+    );
+}
+
+#[tokio::test]
+async fn reflection_lists_the_services() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let (_redis, server) = started().await;
+    let mut client = ServerReflectionClient::new(server.channel().await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = client
+        .server_reflection_info(futures_util::stream::iter([request]))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let response = responses
+        .message()
+        .await
+        .expect("stream")
+        .expect("a response");
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("not a service list: {response:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for expected in [
+        "message.StatusService",
+        "statusadmin.v1.Admin",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn admin_lists_servers_and_reloads() {
+    let (redis, mut server) = started().await;
+    let mut admin = AdminClient::connect(format!("http://{}", server.addr))
+        .await
+        .expect("connect");
+    let list = admin
+        .list_servers(ListServersReq {})
+        .await
+        .expect("ListServers")
+        .into_inner();
+    assert!(list.redis_ok);
+    let chat2 = list
+        .servers
+        .iter()
+        .find(|s| s.name == "chat2")
+        .expect("chat2 listed");
+    assert_eq!(
+        (chat2.port, chat2.polled_count, chat2.alive),
+        (8002, Some(7), true)
+    );
+    assert_eq!(chat2.load_field, "count");
+    assert!(chat2.last_poll_unix_ms > 0);
+
+    // Reload through the API: a third server appears.
+    set_loads(&redis, &[("chat3", "1")]).await;
+    let mut config = TestConfig::new(
+        &redis,
+        vec![
+            ChatServerEntry::new("chat1", 8001),
+            ChatServerEntry::new("chat2", 8002),
+            ChatServerEntry::new("chat3", 8003),
+        ],
+    );
+    server.rewrite_config(&config.to_toml());
+    let reloaded = admin
+        .reload(ReloadReq {})
+        .await
+        .expect("Reload")
+        .into_inner();
+    assert!(reloaded.applied, "{reloaded:?}");
+    let list = admin
+        .list_servers(ListServersReq {})
+        .await
+        .expect("ListServers")
+        .into_inner();
+    assert_eq!(list.servers.len(), 3);
+
+    // A bad file is reported and changes nothing.
+    config.servers.clear();
+    server.rewrite_config(&config.to_toml());
+    let refused = admin
+        .reload(ReloadReq {})
+        .await
+        .expect("Reload")
+        .into_inner();
+    assert!(!refused.applied);
+    assert!(
+        refused.message.contains("chat_servers"),
+        "{}",
+        refused.message
+    );
+    let list = admin
+        .list_servers(ListServersReq {})
+        .await
+        .expect("ListServers")
+        .into_inner();
+    assert_eq!(list.servers.len(), 3);
+    server.wait_for_log("reload failed").await;
+}
