@@ -1,0 +1,263 @@
+//! `statusctl`: the operator's command line for status-server.
+//!
+//! ```text
+//! statusctl [--addr URL] [--json] [--timeout SECS] <command>
+//!   get-server --uid N            GetChatServer: place a user, print host, port, token
+//!   login --uid N --token T       Login: check a user's token
+//!   servers                       the chat servers as the balancer sees them (Admin/ListServers)
+//!   health                        grpc.health.v1 Check of "" and message.StatusService
+//!   reload                        re-read the config file, like SIGHUP (Admin/Reload)
+//!   bench --rpc R --concurrency N --duration SECS [--connections C] [--uid-base U] ...
+//!                                 load the server; print requests/s and latency percentiles
+//! ```
+//!
+//! `--addr` defaults to `http://127.0.0.1:50052`, the gRPC address of the shipped
+//! `config/status.toml`; `--timeout` (default 5 s) bounds connecting and every call.
+//! Output is human-readable (`key: value` lines, tables) unless `--json`, which prints one
+//! JSON document on a single line of stdout. Progress and errors go to stderr only.
+//!
+//! Exit status, for scripts:
+//! - 0: success.
+//! - 1: the server answered, but no: a business error (`error != 0`, e.g. uid 0 or a wrong
+//!   token), a health check not SERVING, a reload not applied, a benchmark with business
+//!   errors.
+//! - 2: bad command line.
+//! - 3: the server could not be reached, or a call failed with a gRPC status (UNAVAILABLE,
+//!   DEADLINE_EXCEEDED, UNIMPLEMENTED, ...), or `bench --seed-redis` could not store its
+//!   tokens.
+//!
+//! Every error is one line on stderr: `statusctl: error: <message>`.
+//!
+//! Modules: `connect` (address, timeout, channels), `failure` (errors and exit codes),
+//! `output` (tables, fields, JSON), one module per command (`calls`, `servers`, `health`,
+//! `reload`, `bench`).
+
+mod bench;
+mod calls;
+mod connect;
+mod failure;
+mod health;
+mod output;
+mod reload;
+mod servers;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, Subcommand};
+
+use connect::{Target, parse_addr, parse_positive_secs};
+use failure::{EXIT_USAGE, Failure, one_line};
+
+const EXIT_CODES: &str = "\
+Exit status:
+  0  success
+  1  the server answered, but no: a business error (error != 0), a health check
+     not SERVING, a reload not applied, a benchmark with business errors
+  2  bad command line
+  3  the server could not be reached, or a call failed with a gRPC status
+
+Errors are one line on stderr: `statusctl: error: <message>`.";
+
+/// Operator command line for status-server: call its RPCs, list the chat servers, check
+/// health, reload the config, and benchmark it.
+#[derive(Parser, Debug)]
+#[command(name = "statusctl", version, after_help = EXIT_CODES)]
+#[command(long_about = "Operator command line for status-server: call its RPCs \
+    (message.StatusService), list the chat servers as the balancer sees them and reload the \
+    config (statusadmin.v1.Admin), check gRPC health (grpc.health.v1), and benchmark it.\n\n\
+    Output is human-readable unless --json, which prints one JSON document on one line of \
+    stdout; errors and the bench progress bar go to stderr.")]
+struct Cli {
+    /// gRPC address of status-server (`host:port` means `http://host:port`).
+    #[arg(long, global = true, value_name = "URL", default_value = "http://127.0.0.1:50052",
+          value_parser = parse_addr)]
+    addr: String,
+    /// Print one JSON document on stdout instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Seconds allowed for connecting and for each call.
+    #[arg(long, global = true, value_name = "SECS", default_value = "5",
+          value_parser = parse_positive_secs)]
+    timeout: Duration,
+
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Place a user (GetChatServer): prints error, host, port and the new login token.
+    #[command(
+        after_help = "Exit status: 0 error=0; 1 business error (e.g. 1011 for \
+        uid <= 0); 3 unreachable or gRPC error (UNAVAILABLE: no chat server alive, Redis down)."
+    )]
+    GetServer {
+        /// User id.
+        #[arg(long, allow_negative_numbers = true)]
+        uid: i32,
+    },
+    /// Check a user's login token (Login): prints error, uid and token.
+    #[command(
+        after_help = "Exit status: 0 error=0 (the token matches); 1 business error \
+        (1010 token invalid, 1011 uid invalid or no token stored); 3 unreachable or gRPC error."
+    )]
+    Login {
+        /// User id.
+        #[arg(long, allow_negative_numbers = true)]
+        uid: i32,
+        /// The token GetChatServer returned.
+        #[arg(long)]
+        token: String,
+    },
+    /// List the chat servers as the balancer sees them (Admin/ListServers).
+    #[command(
+        after_help = "Columns: POLLED is the count read by the last poll (- when \
+        the field is missing or invalid, see LOAD-FIELD); ASSIGNED the tokens stored since \
+        that poll; IN-FLIGHT placements whose token write is pending; REACHABLE the last TCP \
+        probe (off when probing is off).\n\nExit status: 0 listed; 3 unreachable or gRPC error."
+    )]
+    Servers,
+    /// Check gRPC health (grpc.health.v1.Health/Check); prints SERVING or NOT_SERVING per service.
+    #[command(
+        after_help = "Exit status: 0 every service SERVING; 1 some service not \
+        SERVING (e.g. Redis down, or draining); 3 unreachable or gRPC error (NOT_FOUND for \
+        an unknown service)."
+    )]
+    Health {
+        /// Service to check (repeatable) [default: "" (the whole server) and message.StatusService].
+        #[arg(long = "service", value_name = "NAME")]
+        services: Vec<String>,
+    },
+    /// Re-read the server's config file, as SIGHUP does (Admin/Reload).
+    #[command(
+        after_help = "Prints applied, message and the changed keys that need a \
+        restart (server.listen, server.metrics_listen).\n\nExit status: 0 applied; 1 not \
+        applied (the file did not validate; the running config is kept); 3 unreachable or \
+        gRPC error."
+    )]
+    Reload,
+    /// Load the server with concurrent calls for a while; prints requests/s, outcomes and
+    /// latency percentiles (p50/p90/p99/p99.9/max).
+    #[command(
+        after_help = "`--rpc login` sends the token bench-token-<uid> for uids \
+        uid-base..uid-base+9999: store them first with --seed-redis URL, or yourself \
+        (`redis-cli SET utoken_<uid> bench-token-<uid>` for each uid).\n\nA progress bar \
+        is drawn on stderr when it is a terminal.\n\nExit status: 0 every counted call ok; \
+        1 some business errors; 3 unreachable, some gRPC errors, or no call completed."
+    )]
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(err),
+    };
+    if let Cmd::Bench(args) = &cli.cmd
+        && let Err(msg) = args.connections()
+    {
+        return usage_error(Cli::command().error(ErrorKind::ArgumentConflict, msg));
+    }
+    let runtime = match &cli.cmd {
+        Cmd::Bench(args) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads as usize)
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    };
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("statusctl: error: cannot start the tokio runtime: {err}");
+            return ExitCode::from(failure::EXIT_UNREACHABLE);
+        }
+    };
+    let result = runtime.block_on(run(cli));
+    // Connection tasks and abandoned calls must not hold the process.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("statusctl: error: {failure}");
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let target = Target {
+        addr: cli.addr,
+        timeout: cli.timeout,
+    };
+    let json = cli.json;
+    match cli.cmd {
+        Cmd::GetServer { uid } => calls::get_server(&target, json, uid).await,
+        Cmd::Login { uid, token } => calls::login(&target, json, uid, token).await,
+        Cmd::Servers => servers::run(&target, json).await,
+        Cmd::Health { services } => health::run(&target, json, &services).await,
+        Cmd::Reload => reload::run(&target, json).await,
+        Cmd::Bench(args) => bench::run(&target, json, &args).await,
+    }
+}
+
+/// Help and version go to stdout (exit 0), as clap prints them; a usage error becomes one
+/// `statusctl: error: ...` line on stderr and exit 2.
+fn usage_error(err: clap::Error) -> ExitCode {
+    match err.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => err.exit(),
+        _ => {
+            eprintln!(
+                "statusctl: error: {}",
+                usage_message(&err.render().to_string())
+            );
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// clap's rendered error (`error: ...`, tips, `Usage: ...`) folded into one line.
+fn usage_message(rendered: &str) -> String {
+    let parts: Vec<String> = rendered
+        .split("\n\n")
+        .map(str::trim)
+        .filter(|part| {
+            !part.is_empty() && !part.starts_with("Usage:") && !part.starts_with("For more")
+        })
+        .map(|part| one_line(part.strip_prefix("error:").unwrap_or(part)))
+        .collect();
+    format!("{} (see --help)", parts.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn usage_errors_fold_into_one_line() {
+        let err = Cli::try_parse_from(["statusctl", "get-server"]).unwrap_err();
+        let line = usage_message(&err.render().to_string());
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.contains("--uid"), "{line}");
+        assert!(!line.contains("Usage"), "{line}");
+    }
+
+    #[test]
+    fn defaults_match_the_shipped_config() {
+        let cli = Cli::try_parse_from(["statusctl", "servers"]).unwrap();
+        assert_eq!(cli.addr, "http://127.0.0.1:50052");
+        assert_eq!(cli.timeout, Duration::from_secs(5));
+        let shipped = include_str!("../../../config/status.toml");
+        assert!(shipped.contains("listen = \"0.0.0.0:50052\""));
+    }
+}

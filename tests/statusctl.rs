@@ -1,0 +1,535 @@
+//! `statusctl` as operators and scripts use it: the binary run as a process against a real
+//! `status-server` and `redis-server`, checking its text and `--json` output and its exit
+//! codes (0 success, 1 business error / not serving / not applied, 2 usage, 3 unreachable
+//! or gRPC error).
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// What one run of statusctl gave.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// stdout parsed as the one JSON document `--json` promises.
+    fn json(&self) -> Value {
+        assert_eq!(
+            self.stdout.lines().count(),
+            1,
+            "--json prints one line: {:?}",
+            self.stdout
+        );
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {:?}", self.stdout))
+    }
+
+    /// `key: value` lines of stdout.
+    fn fields(&self) -> HashMap<String, String> {
+        self.stdout
+            .lines()
+            .filter_map(|line| line.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect()
+    }
+
+    /// The failure line: exactly one line on stderr, `statusctl: error: ...`.
+    fn error_line(&self) -> &str {
+        let line = self.stderr.trim_end();
+        assert!(
+            !line.contains('\n') && line.starts_with("statusctl: error: "),
+            "stderr must be one `statusctl: error:` line: {:?}",
+            self.stderr
+        );
+        line
+    }
+
+    fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "exit code; stdout: {:?} stderr: {:?}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// Runs statusctl with `args` and waits (bounded) for it to exit.
+fn statusctl(args: &[&str]) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_statusctl"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning statusctl");
+    let readers = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .map(|pipe| {
+        let mut pipe = pipe.expect("piped");
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    });
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for statusctl") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("statusctl {args:?} did not exit within {WAIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let [stdout, stderr] = readers.map(|r| r.join().expect("pipe reader"));
+    Run {
+        code: status
+            .code()
+            .expect("statusctl exited, not killed by a signal"),
+        stdout,
+        stderr,
+    }
+}
+
+/// `statusctl --addr http://<server> <args>`.
+fn ctl(server: &StatusServer, args: &[&str]) -> Run {
+    let addr = format!("http://{}", server.addr);
+    let mut all = vec!["--addr", &addr, "--timeout", "5"];
+    all.extend_from_slice(args);
+    statusctl(&all)
+}
+
+/// Redis and a status-server with one alive chat server `chatserver1` on `port`.
+async fn one_alive_server(port: u16) -> (RedisServer, StatusServer) {
+    let redis = RedisServer::start().await;
+    set_loads(&redis, &[("chatserver1", "0")]).await;
+    let config = TestConfig::new(&redis, vec![ChatServerEntry::new("chatserver1", port)]);
+    let server = StatusServer::start(&config).await;
+    (redis, server)
+}
+
+async fn stored_token(redis: &RedisServer, uid: i32) -> Option<String> {
+    redis::cmd("GET")
+        .arg(format!("utoken_{uid}"))
+        .query_async(&mut redis.conn().await)
+        .await
+        .expect("GET utoken_<uid>")
+}
+
+#[tokio::test]
+async fn get_server_and_login_print_the_reply_as_text_and_json() {
+    let port = free_port();
+    let (redis, server) = one_alive_server(port).await;
+
+    let run = ctl(&server, &["get-server", "--uid", "42"]);
+    run.assert_code(0);
+    assert_eq!(run.stderr, "");
+    let fields = run.fields();
+    assert_eq!(fields["error"], "0");
+    assert_eq!(fields["host"], "127.0.0.1");
+    assert_eq!(fields["port"], port.to_string());
+    assert_eq!(fields["token"].len(), 36, "{fields:?}");
+
+    let run = ctl(&server, &["--json", "get-server", "--uid", "43"]);
+    run.assert_code(0);
+    let reply = run.json();
+    assert_eq!(reply["error"], 0);
+    assert_eq!(reply["host"], "127.0.0.1");
+    assert_eq!(reply["port"], port.to_string());
+    let token = reply["token"]
+        .as_str()
+        .expect("token is a string")
+        .to_string();
+    assert_eq!(token.len(), 36);
+    assert_eq!(stored_token(&redis, 43).await.as_deref(), Some(&*token));
+
+    // Global options may also follow the command.
+    let run = ctl(
+        &server,
+        &["login", "--uid", "43", "--token", &token, "--json"],
+    );
+    run.assert_code(0);
+    let reply = run.json();
+    assert_eq!(reply["error"], 0);
+    assert_eq!(reply["uid"], 43);
+    assert_eq!(reply["token"], token.as_str());
+
+    let run = ctl(&server, &["login", "--uid", "43", "--token", &token]);
+    run.assert_code(0);
+    let fields = run.fields();
+    assert_eq!(fields["error"], "0");
+    assert_eq!(fields["uid"], "43");
+    assert_eq!(fields["token"], token);
+}
+
+#[tokio::test]
+async fn business_errors_exit_1_with_the_reply_on_stdout() {
+    let (_redis, server) = one_alive_server(free_port()).await;
+
+    let run = ctl(&server, &["get-server", "--uid", "0"]);
+    run.assert_code(1);
+    assert_eq!(run.fields()["error"], "1011 (uid invalid)");
+    assert_eq!(
+        run.error_line(),
+        "statusctl: error: GetChatServer answered error 1011 (uid invalid)"
+    );
+
+    let run = ctl(&server, &["--json", "get-server", "--uid", "-5"]);
+    run.assert_code(1);
+    let reply = run.json();
+    assert_eq!(reply["error"], 1011);
+    assert_eq!(reply["host"], "");
+    assert_eq!(reply["token"], "");
+    run.error_line();
+
+    let placed = ctl(&server, &["--json", "get-server", "--uid", "7"]);
+    placed.assert_code(0);
+    let run = ctl(
+        &server,
+        &["--json", "login", "--uid", "7", "--token", "not-the-token"],
+    );
+    run.assert_code(1);
+    assert_eq!(run.json()["error"], 1010);
+    assert!(run.error_line().contains("1010 (token invalid)"));
+
+    // No token stored for this uid.
+    let run = ctl(&server, &["login", "--uid", "8", "--token", "whatever"]);
+    run.assert_code(1);
+    assert!(run.error_line().contains("1011"));
+}
+
+#[tokio::test]
+async fn a_grpc_error_exits_3_and_names_the_code() {
+    let redis = RedisServer::start().await;
+    // No load field for the only chat server: nothing is alive.
+    let config = TestConfig::new(&redis, vec![ChatServerEntry::new("ghost", free_port())]);
+    let server = StatusServer::start(&config).await;
+    let run = ctl(&server, &["--json", "get-server", "--uid", "1"]);
+    run.assert_code(3);
+    assert_eq!(run.stdout, "", "no reply, no JSON");
+    assert!(
+        run.error_line()
+            .starts_with("statusctl: error: GetChatServer: UNAVAILABLE: "),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn every_command_exits_3_when_no_server_listens() {
+    let addr = format!("http://127.0.0.1:{}", free_port());
+    for command in [
+        &["get-server", "--uid", "1"][..],
+        &["login", "--uid", "1", "--token", "t"],
+        &["servers"],
+        &["health"],
+        &["reload"],
+        &["bench", "--duration", "1"],
+    ] {
+        for json in [false, true] {
+            let mut args = vec!["--addr", &addr, "--timeout", "2"];
+            if json {
+                args.push("--json");
+            }
+            args.extend_from_slice(command);
+            let run = statusctl(&args);
+            run.assert_code(3);
+            assert_eq!(run.stdout, "", "{command:?}: nothing on stdout");
+            assert!(
+                run.error_line()
+                    .starts_with(&format!("statusctl: error: cannot connect to {addr}")),
+                "{command:?}: {}",
+                run.stderr
+            );
+        }
+    }
+}
+
+#[test]
+fn help_of_every_command_exits_0_and_usage_errors_exit_2() {
+    let run = statusctl(&["--help"]);
+    run.assert_code(0);
+    assert!(run.stdout.contains("Exit status"), "{}", run.stdout);
+    assert!(run.stdout.contains("http://127.0.0.1:50052"));
+    for command in [
+        "get-server",
+        "login",
+        "servers",
+        "health",
+        "reload",
+        "bench",
+    ] {
+        for flag in ["--help", "-h"] {
+            let run = statusctl(&[command, flag]);
+            run.assert_code(0);
+            assert!(
+                run.stdout.contains(&format!("Usage: statusctl {command}")),
+                "{command} {flag}: {}",
+                run.stdout
+            );
+            assert!(run.stdout.contains("Exit status"), "{command} {flag}");
+        }
+        statusctl(&["help", command]).assert_code(0);
+    }
+    assert!(
+        statusctl(&["--version"])
+            .assert_code(0)
+            .stdout
+            .contains("statusctl")
+    );
+
+    for bad in [
+        &["get-server"][..],
+        &["get-server", "--uid", "x"],
+        &["--timeout", "0", "servers"],
+        &["--addr", "https://secure:443", "servers"],
+        &["bench", "--concurrency", "2", "--connections", "3"],
+        &["bench", "--rpc", "nope"],
+        &["nonsense"],
+    ] {
+        let run = statusctl(bad);
+        run.assert_code(2);
+        assert_eq!(run.stdout, "", "{bad:?}");
+        run.error_line();
+    }
+}
+
+#[tokio::test]
+async fn bench_get_chat_server_reports_json_with_no_errors() {
+    let (_redis, server) = one_alive_server(free_port()).await;
+    let run = ctl(
+        &server,
+        &[
+            "--json",
+            "bench",
+            "--rpc",
+            "get-chat-server",
+            "--concurrency",
+            "8",
+            "--connections",
+            "2",
+            "--duration",
+            "1",
+        ],
+    );
+    run.assert_code(0);
+    let report = run.json();
+    let ok = report["ok"].as_u64().expect("ok is a count");
+    assert!(ok > 0, "{report}");
+    assert_eq!(report["requests"], ok);
+    assert_eq!(report["grpc_errors_total"], 0);
+    assert_eq!(report["business_errors"], 0);
+    assert_eq!(report["connections"], 2);
+    assert_eq!(report["in_flight"], 8);
+    assert!(report["rps"].as_f64().expect("rps") > 0.0);
+    let p50 = report["p50_us"].as_u64().expect("p50_us");
+    let max = report["max_us"].as_u64().expect("max_us");
+    assert!(0 < p50 && p50 <= max, "{report}");
+    // No terminal here: no progress bar garbles stderr.
+    assert_eq!(run.stderr, "");
+}
+
+#[tokio::test]
+async fn bench_login_seeds_its_tokens_and_unseeded_uids_exit_1() {
+    let (redis, server) = one_alive_server(free_port()).await;
+    let run = ctl(
+        &server,
+        &[
+            "--json",
+            "bench",
+            "--rpc",
+            "login",
+            "--concurrency",
+            "4",
+            "--duration",
+            "1",
+            "--uid-base",
+            "5000",
+            "--seed-redis",
+            &redis.url(),
+        ],
+    );
+    run.assert_code(0);
+    let report = run.json();
+    assert!(report["ok"].as_u64().expect("ok") > 0, "{report}");
+    assert_eq!(report["business_errors"], 0);
+    assert_eq!(report["grpc_errors_total"], 0);
+    assert_eq!(report["seeded_tokens"], 10_000);
+    assert_eq!(
+        stored_token(&redis, 14_999).await.as_deref(),
+        Some("bench-token-14999")
+    );
+
+    // Nothing stored for these uids: every call is a business error (1011), in text mode.
+    let run = ctl(
+        &server,
+        &[
+            "bench",
+            "--rpc",
+            "login",
+            "--concurrency",
+            "2",
+            "--duration",
+            "0.3",
+            "--uid-base",
+            "90000",
+        ],
+    );
+    run.assert_code(1);
+    let fields = run.fields();
+    assert_eq!(fields["ok"], "0");
+    assert!(fields["business errors"].contains("1011:"), "{fields:?}");
+    assert!(fields["latency"].starts_with("p50 "), "{fields:?}");
+    assert!(run.error_line().contains("business error"));
+}
+
+// The tests below need the server side of issue 5 (Admin service, gRPC health).
+
+#[tokio::test]
+async fn servers_lists_the_configured_chat_servers_with_their_state() {
+    let redis = RedisServer::start().await;
+    set_loads(&redis, &[("alpha", "3")]).await;
+    let (alpha, beta) = (free_port(), free_port());
+    let config = TestConfig::new(
+        &redis,
+        vec![
+            ChatServerEntry::new("alpha", alpha),
+            ChatServerEntry::new("beta", beta),
+        ],
+    );
+    let server = StatusServer::start(&config).await;
+
+    let run = ctl(&server, &["--json", "servers"]);
+    run.assert_code(0);
+    let reply = run.json();
+    assert_eq!(reply["probing"], false);
+    assert_eq!(reply["redis_ok"], true);
+    let servers = reply["servers"].as_array().expect("servers is a list");
+    let names: Vec<&str> = servers.iter().filter_map(|s| s["name"].as_str()).collect();
+    assert_eq!(names, ["alpha", "beta"]);
+    let (a, b) = (&servers[0], &servers[1]);
+    assert_eq!(a["host"], "127.0.0.1");
+    assert_eq!(a["port"], alpha);
+    assert_eq!(a["polled_count"], 3);
+    assert_eq!(a["load_field"], "count");
+    assert_eq!(a["alive"], true);
+    assert!(a["last_poll_unix_ms"].as_u64().expect("last poll") > 0);
+    assert_eq!(b["port"], beta);
+    assert_eq!(b["polled_count"], Value::Null);
+    assert_eq!(b["load_field"], "missing");
+    assert_eq!(b["alive"], false);
+
+    let run = ctl(&server, &["servers"]);
+    run.assert_code(0);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(lines[0].contains("probing: off"), "{}", run.stdout);
+    assert!(lines[1].starts_with("NAME"), "{}", run.stdout);
+    let alpha_row: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(
+        alpha_row[..3],
+        ["alpha", &format!("127.0.0.1:{alpha}"), "3"]
+    );
+    assert_eq!(alpha_row[5], "yes");
+    let beta_row: Vec<&str> = lines[3].split_whitespace().collect();
+    assert_eq!(beta_row[..3], ["beta", &format!("127.0.0.1:{beta}"), "-"]);
+    assert_eq!(beta_row[5], "no");
+}
+
+#[tokio::test]
+async fn health_is_serving_while_redis_answers_and_exits_1_when_not() {
+    let (mut redis, server) = one_alive_server(free_port()).await;
+
+    let run = ctl(&server, &["health"]);
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains("message.StatusService  SERVING"),
+        "{}",
+        run.stdout
+    );
+    let run = ctl(&server, &["--json", "health"]);
+    run.assert_code(0);
+    let reply = run.json();
+    assert_eq!(reply["serving"], true);
+    assert_eq!(reply["services"][""], "SERVING");
+    assert_eq!(reply["services"]["message.StatusService"], "SERVING");
+
+    // A service the server does not know is a gRPC error (NOT_FOUND).
+    let run = ctl(&server, &["health", "--service", "no.such.Service"]);
+    run.assert_code(3);
+    assert!(run.error_line().contains("NOT_FOUND"), "{}", run.stderr);
+
+    redis.kill();
+    let run = eventually("health to report NOT_SERVING", || {
+        let run = ctl(&server, &["--json", "health"]);
+        async move { (run.code == 1).then_some(run) }
+    })
+    .await;
+    let reply = run.json();
+    assert_eq!(reply["serving"], false);
+    assert_eq!(reply["services"]["message.StatusService"], "NOT_SERVING");
+    assert!(run.error_line().contains("NOT_SERVING"));
+}
+
+#[tokio::test]
+async fn reload_applies_an_edited_file_and_refuses_a_bad_one() {
+    let redis = RedisServer::start().await;
+    set_loads(&redis, &[("alpha", "0"), ("gamma", "0")]).await;
+    let mut config = TestConfig::new(&redis, vec![ChatServerEntry::new("alpha", free_port())]);
+    let server = StatusServer::start(&config).await;
+
+    config
+        .servers
+        .push(ChatServerEntry::new("gamma", free_port()));
+    server.rewrite_config(&config.to_toml());
+    let run = ctl(&server, &["--json", "reload"]);
+    run.assert_code(0);
+    let reply = run.json();
+    assert_eq!(reply["applied"], true, "{reply}");
+    assert_eq!(reply["restart_needed"], Value::Array(vec![]));
+    let listed = ctl(&server, &["--json", "servers"]).json();
+    let names: Vec<&str> = listed["servers"]
+        .as_array()
+        .expect("servers is a list")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, ["alpha", "gamma"]);
+
+    server.rewrite_config("[redis]\ntoken_ttl_secs = \"soon\"\n");
+    let run = ctl(&server, &["reload"]);
+    run.assert_code(1);
+    let fields = run.fields();
+    assert_eq!(fields["applied"], "false");
+    assert!(!fields["message"].is_empty());
+    assert!(
+        run.error_line()
+            .starts_with("statusctl: error: reload not applied: "),
+        "{}",
+        run.stderr
+    );
+    let run = ctl(&server, &["--json", "reload"]);
+    run.assert_code(1);
+    assert_eq!(run.json()["applied"], false);
+    // The running config is kept.
+    ctl(&server, &["get-server", "--uid", "1"]).assert_code(0);
+}
