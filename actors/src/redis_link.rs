@@ -27,7 +27,7 @@ pub fn connect(url: &str, command_timeout: Duration) -> redis::RedisResult<Conne
 }
 
 /// Why a Redis command did not give an answer.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum RedisFailure {
     /// Redis answered with an error, or the connection failed.
     Command(redis::RedisError),

@@ -180,14 +180,14 @@ pub struct PlaceUser {
 }
 
 impl Handler<PlaceUser> for ServerRegistry {
-    type Result = ResponseActFuture<Self, Result<Placement, PlacementError>>;
+    type Result = ResponseFuture<Result<Placement, PlacementError>>;
 
-    fn handle(&mut self, msg: PlaceUser, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: PlaceUser, ctx: &mut Self::Context) -> Self::Result {
         if msg.uid <= 0 {
-            return Box::pin(fut::ready(Err(PlacementError::InvalidUid)));
+            return Box::pin(std::future::ready(Err(PlacementError::InvalidUid)));
         }
         let Some(index) = choose_server(&self.slots, self.next_start) else {
-            return Box::pin(fut::ready(Err(self.unavailable_reason())));
+            return Box::pin(std::future::ready(Err(self.unavailable_reason())));
         };
         self.next_start = index + 1;
         let slot = &mut self.slots[index];
@@ -203,30 +203,55 @@ impl Handler<PlaceUser> for ServerRegistry {
         slot.load.in_flight += 1;
         let server = Arc::clone(&slot.server);
         let uid = msg.uid;
-        Box::pin(self.tokens.send(IssueToken { uid }).into_actor(self).map(
-            move |issued, registry, _ctx| {
-                let outcome = match issued {
-                    Ok(Ok(token)) => Ok(token),
-                    Ok(Err(failure)) => Err(PlacementError::Token(failure)),
-                    Err(_mailbox) => Err(PlacementError::TokenActorGone),
-                };
-                registry.settle(&server, outcome.is_ok());
-                match outcome {
-                    Ok(token) => {
-                        log::debug!(
-                            "uid {uid}: token {}... stored for {}",
-                            token_prefix_for_log(&token),
-                            server.name
-                        );
-                        Ok(Placement { server, token })
-                    }
-                    Err(err) => {
-                        log::error!("uid {uid}: {err}");
-                        Err(err)
-                    }
+        let issue = self.tokens.send(IssueToken { uid });
+        let registry = ctx.address();
+        // A detached future, not one in this actor's context: thousands in
+        // flight must not be re-polled on every wake-up of the registry. It
+        // runs to completion even if the caller goes away, so the in-flight
+        // slot is always settled.
+        Box::pin(async move {
+            let outcome = match issue.await {
+                Ok(Ok(token)) => Ok(token),
+                Ok(Err(failure)) => Err(PlacementError::Token(failure)),
+                Err(_mailbox) => Err(PlacementError::TokenActorGone),
+            };
+            registry.do_send(Settle {
+                server: Arc::clone(&server),
+                stored: outcome.is_ok(),
+            });
+            match outcome {
+                Ok(token) => {
+                    log::debug!(
+                        "uid {uid}: token {}... stored for {}",
+                        token_prefix_for_log(&token),
+                        server.name
+                    );
+                    Ok(Placement { server, token })
                 }
-            },
-        ))
+                Err(err) => {
+                    // Outages are logged once, by the token actor.
+                    log::debug!("uid {uid}: {err}");
+                    Err(err)
+                }
+            }
+        })
+    }
+}
+
+/// The token write of a placement finished: `stored` turns its in-flight
+/// slot into an assignment, otherwise the slot is just freed.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct Settle {
+    server: Arc<ChatServer>,
+    stored: bool,
+}
+
+impl Handler<Settle> for ServerRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Settle, _ctx: &mut Self::Context) {
+        self.settle(&msg.server, msg.stored);
     }
 }
 

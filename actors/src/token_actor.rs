@@ -2,20 +2,32 @@
 //!
 //! Key and value follow CONTRACT §2 (`{token_prefix}{uid}` = token, written
 //! with `SET .. EX ttl`), so deployed ChatServers that read Redis directly see
-//! the same tokens. Each handler runs its command as a future of its own on a
-//! clone of the multiplexed connection: the actor never waits on Redis, so one
-//! slow reply does not hold up the requests behind it. Outcomes come back to
-//! the actor only to log an outage once when it starts and once when it ends.
+//! the same tokens.
+//!
+//! Commands are coalesced: every `SET` and `GET` the actor receives while its
+//! mailbox is being drained joins one batch, sent as one pipeline on the
+//! multiplexed connection once the mailbox is empty (or the batch is full).
+//! Each request is still exactly one Redis command, but the client's fixed
+//! cost per round trip (channel hop, reply future, wake-ups) is paid once per
+//! batch instead of once per request. The actor never waits on Redis: a batch
+//! in flight does not hold up the next one, so one slow reply does not
+//! serialize the requests behind it. Batch outcomes come back to the actor to
+//! count errors and to log an outage once when it starts and once when it ends.
 
 use std::rc::Rc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use redis::Value;
 use redis::aio::ConnectionManager;
+use tokio::sync::oneshot;
 
 use crate::Shutdown;
 use crate::redis_link::{RedisFailure, with_deadline};
 use crate::token::{LoginCheck, check_stored_token, mint_token, reject_login_input};
+
+/// Most commands in one pipeline; a fuller batch is sent at once.
+const MAX_BATCH: usize = 256;
 
 /// How tokens are stored.
 #[derive(Debug, Clone)]
@@ -24,17 +36,51 @@ pub struct TokenSettings {
     pub prefix: String,
     /// Expiry of a stored token; 0 stores it without expiry.
     pub ttl_secs: u64,
-    /// Deadline of every Redis command.
+    /// Deadline of every Redis command (of the whole pipeline it travels in).
     pub command_timeout: Duration,
 }
 
-/// Owns the token store's connection and settings.
+/// Where the reply to one command of a batch goes.
+enum Waiter {
+    Stored(oneshot::Sender<Result<(), RedisFailure>>),
+    Fetched(oneshot::Sender<Result<Option<Vec<u8>>, RedisFailure>>),
+}
+
+impl Waiter {
+    /// Hands one command's reply to its requester (who may have gone: the
+    /// caller's future was dropped, nothing to do).
+    fn answer(self, reply: Result<Value, RedisFailure>) {
+        match self {
+            Waiter::Stored(tx) => {
+                let _ = tx.send(reply.map(drop));
+            }
+            Waiter::Fetched(tx) => {
+                let fetched = reply.and_then(|value| match value {
+                    Value::Nil => Ok(None),
+                    value => redis::from_redis_value::<Vec<u8>>(value)
+                        .map(Some)
+                        .map_err(|err| RedisFailure::Command(err.into())),
+                });
+                let _ = tx.send(fetched);
+            }
+        }
+    }
+}
+
+/// Commands received since the last flush.
+#[derive(Default)]
+struct Batch {
+    pipe: redis::Pipeline,
+    waiters: Vec<Waiter>,
+}
+
+/// Owns the token store's connection, settings and the batch being filled.
 pub struct TokenActor {
     conn: ConnectionManager,
-    // Shared with in-flight command futures without copying per request.
     settings: Rc<TokenSettings>,
-    /// Whether the last command failed, so an outage is logged once, not
-    /// once per request.
+    batch: Batch,
+    /// Whether the last batch failed, so an outage is logged once, not once
+    /// per request.
     failing: bool,
     stats: TokenStats,
 }
@@ -44,27 +90,109 @@ impl TokenActor {
         TokenActor {
             conn,
             settings: Rc::new(settings),
+            batch: Batch::default(),
             failing: false,
             stats: TokenStats::default(),
         }
     }
 
-    /// Counts failures and logs the start and the end of a run of them.
-    fn note_outcome<T>(&mut self, outcome: &Result<T, RedisFailure>) {
-        if outcome.is_err() {
-            self.stats.command_errors += 1;
+    fn key(&self, uid: i32) -> String {
+        format!("{}{}", self.settings.prefix, uid)
+    }
+
+    /// Adds a command to the batch; the first one schedules the flush, which
+    /// runs once the mailbox is drained, so everything queued now joins it.
+    fn enqueue(&mut self, cmd: redis::Cmd, waiter: Waiter, ctx: &mut Context<Self>) {
+        if self.batch.waiters.is_empty() {
+            ctx.notify(Flush);
         }
-        match (outcome, self.failing) {
-            (Err(failure), false) => {
-                self.failing = true;
-                log::error!("token store: {failure}; answering UNAVAILABLE until Redis answers");
+        self.batch.pipe.add_command(cmd);
+        self.batch.waiters.push(waiter);
+        if self.batch.waiters.len() >= MAX_BATCH {
+            self.flush(ctx);
+        }
+    }
+
+    /// Sends the batch as one pipeline and answers its waiters when it returns.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        let Batch { mut pipe, waiters } = std::mem::take(&mut self.batch);
+        if waiters.is_empty() {
+            return;
+        }
+        let mut conn = self.conn.clone();
+        let timeout = self.settings.command_timeout;
+        let replies = async move {
+            with_deadline(
+                timeout,
+                pipe.ignore_errors()
+                    .query_async::<Vec<redis::RedisResult<Value>>>(&mut conn),
+            )
+            .await
+        };
+        ctx.spawn(replies.into_actor(self).map(move |replies, actor, _ctx| {
+            let count = waiters.len();
+            match replies {
+                Ok(replies) if replies.len() == count => {
+                    let failed = replies.iter().filter(|r| r.is_err()).count();
+                    actor.note_outcome(
+                        failed,
+                        count,
+                        replies.iter().find_map(|r| r.as_ref().err()),
+                    );
+                    for (waiter, reply) in waiters.into_iter().zip(replies) {
+                        waiter.answer(reply.map_err(RedisFailure::Command));
+                    }
+                }
+                Ok(replies) => {
+                    let failure = RedisFailure::Command(redis::RedisError::from((
+                        redis::ErrorKind::Client,
+                        "pipeline reply count mismatch",
+                        format!("{} replies for {count} commands", replies.len()),
+                    )));
+                    actor.answer_all_failed(waiters, &failure);
+                }
+                Err(failure) => actor.answer_all_failed(waiters, &failure),
             }
-            (Ok(_), true) => {
-                self.failing = false;
-                self.stats.recoveries += 1;
-                log::info!("token store: Redis answers again");
+        }));
+    }
+
+    fn answer_all_failed(&mut self, waiters: Vec<Waiter>, failure: &RedisFailure) {
+        self.note_failure(waiters.len(), failure);
+        for waiter in waiters {
+            waiter.answer(Err(failure.clone()));
+        }
+    }
+
+    fn note_outcome(&mut self, failed: usize, count: usize, error: Option<&redis::RedisError>) {
+        match error {
+            Some(err) if failed == count => {
+                self.note_failure(failed, &RedisFailure::Command(err.clone()))
             }
-            _ => {}
+            Some(err) => {
+                // Some commands failed, Redis itself answers: not an outage.
+                self.stats.command_errors += failed as u64;
+                log::warn!("token store: {failed} of {count} commands failed: {err}");
+                self.note_recovery();
+            }
+            None => self.note_recovery(),
+        }
+    }
+
+    /// Counts failures and logs the start of an outage once.
+    fn note_failure(&mut self, failed: usize, failure: &RedisFailure) {
+        self.stats.command_errors += failed as u64;
+        if !self.failing {
+            self.failing = true;
+            log::error!("token store: {failure}; answering UNAVAILABLE until Redis answers");
+        }
+    }
+
+    /// Logs the end of an outage once.
+    fn note_recovery(&mut self) {
+        if self.failing {
+            self.failing = false;
+            self.stats.recoveries += 1;
+            log::info!("token store: Redis answers again");
         }
     }
 }
@@ -77,6 +205,30 @@ impl Actor for TokenActor {
     }
 }
 
+/// Sends the current batch (scheduled by its first command).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct Flush;
+
+impl Handler<Flush> for TokenActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Flush, ctx: &mut Self::Context) {
+        self.flush(ctx);
+    }
+}
+
+/// The requester's side of one batched command.
+async fn reply_of<T>(reply: oneshot::Receiver<Result<T, RedisFailure>>) -> Result<T, RedisFailure> {
+    reply.await.unwrap_or_else(|_| {
+        // The batch was dropped unanswered: only when the actor stopped.
+        Err(RedisFailure::Command(redis::RedisError::from((
+            redis::ErrorKind::Client,
+            "token actor stopped",
+        ))))
+    })
+}
+
 /// Mints a token for `uid` and stores it, replacing any earlier one.
 /// Answers the stored token.
 #[derive(Debug, Message)]
@@ -86,26 +238,21 @@ pub struct IssueToken {
 }
 
 impl Handler<IssueToken> for TokenActor {
-    type Result = ResponseActFuture<Self, Result<String, RedisFailure>>;
+    type Result = ResponseFuture<Result<String, RedisFailure>>;
 
-    fn handle(&mut self, msg: IssueToken, _ctx: &mut Self::Context) -> Self::Result {
-        let mut conn = self.conn.clone();
-        let settings = Rc::clone(&self.settings);
-        let issue = async move {
-            let token = mint_token();
-            let mut set = redis::cmd("SET");
-            set.arg(format!("{}{}", settings.prefix, msg.uid))
-                .arg(&token);
-            if settings.ttl_secs > 0 {
-                set.arg("EX").arg(settings.ttl_secs);
-            }
-            with_deadline(settings.command_timeout, set.query_async::<()>(&mut conn)).await?;
+    fn handle(&mut self, msg: IssueToken, ctx: &mut Self::Context) -> Self::Result {
+        let token = mint_token();
+        let mut set = redis::cmd("SET");
+        set.arg(self.key(msg.uid)).arg(&token);
+        if self.settings.ttl_secs > 0 {
+            set.arg("EX").arg(self.settings.ttl_secs);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(set, Waiter::Stored(tx), ctx);
+        Box::pin(async move {
+            reply_of(rx).await?;
             Ok(token)
-        };
-        Box::pin(issue.into_actor(self).map(|outcome, actor, _ctx| {
-            actor.note_outcome(&outcome);
-            outcome
-        }))
+        })
     }
 }
 
@@ -118,33 +265,26 @@ pub struct CheckToken {
 }
 
 impl Handler<CheckToken> for TokenActor {
-    type Result = ResponseActFuture<Self, Result<LoginCheck, RedisFailure>>;
+    type Result = ResponseFuture<Result<LoginCheck, RedisFailure>>;
 
-    fn handle(&mut self, msg: CheckToken, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: CheckToken, ctx: &mut Self::Context) -> Self::Result {
         if let Some(rejected) = reject_login_input(msg.uid, &msg.token) {
-            return Box::pin(fut::ready(Ok(rejected)));
+            return Box::pin(std::future::ready(Ok(rejected)));
         }
-        let mut conn = self.conn.clone();
-        let settings = Rc::clone(&self.settings);
-        let check = async move {
-            let mut get = redis::cmd("GET");
-            get.arg(format!("{}{}", settings.prefix, msg.uid));
-            let stored = with_deadline(
-                settings.command_timeout,
-                get.query_async::<Option<Vec<u8>>>(&mut conn),
-            )
-            .await?;
+        let mut get = redis::cmd("GET");
+        get.arg(self.key(msg.uid));
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(get, Waiter::Fetched(tx), ctx);
+        Box::pin(async move {
+            let stored = reply_of(rx).await?;
             Ok(check_stored_token(stored.as_deref(), &msg.token))
-        };
-        Box::pin(check.into_actor(self).map(|outcome, actor, _ctx| {
-            actor.note_outcome(&outcome);
-            outcome
-        }))
+        })
     }
 }
 
 /// New settings (config reload), and a new connection when the Redis URL or
-/// timeout changed. Commands already in flight finish with the old ones.
+/// timeout changed. Commands already batched or in flight finish with the
+/// old ones.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Reconfigure {
@@ -155,7 +295,8 @@ pub struct Reconfigure {
 impl Handler<Reconfigure> for TokenActor {
     type Result = ();
 
-    fn handle(&mut self, update: Reconfigure, _ctx: &mut Self::Context) {
+    fn handle(&mut self, update: Reconfigure, ctx: &mut Self::Context) {
+        self.flush(ctx);
         self.settings = Rc::new(update.settings);
         if let Some(conn) = update.conn {
             self.conn = conn;
@@ -168,7 +309,7 @@ impl Handler<Reconfigure> for TokenActor {
 pub struct TokenStats {
     /// Commands that failed or timed out.
     pub command_errors: u64,
-    /// Runs of failed commands that ended with a successful one.
+    /// Outages (runs of failed batches) that ended with a successful one.
     pub recoveries: u64,
 }
 
