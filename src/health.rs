@@ -40,23 +40,26 @@ pub fn grpc_status(snapshot: &RegistrySnapshot) -> ServingStatus {
     }
 }
 
-async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
+/// Sets every reported service to `status`.
+pub async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
     for service in HEALTH_SERVICES {
         reporter.set_service_status(service, status).await;
     }
 }
 
 /// Keeps the gRPC health current every `period` until `drain` fires, then
-/// reports NOT_SERVING and ends the Watch streams.
+/// reports NOT_SERVING and ends the Watch streams. `current` is what the
+/// reporter says now; only changes are sent, so watchers see no repeats.
 pub async fn update_grpc_health(
     mut reporter: HealthReporter,
+    current: ServingStatus,
     registry: Addr<ServerRegistry>,
     period: Duration,
     mut drain: oneshot::Receiver<()>,
 ) {
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last = None;
+    let mut last = Some(current);
     loop {
         tokio::select! {
             _ = &mut drain => break,

@@ -23,10 +23,11 @@ use redis::aio::ConnectionManager;
 use status_actors::Shutdown;
 use status_actors::load_poller::{self, LoadPoller, PollSettings, Refresh};
 use status_actors::redis_link;
-use status_actors::server_registry::{ServerRegistry, UpdateServers};
+use status_actors::server_registry::{ServerRegistry, Snapshot, UpdateServers};
 use status_actors::token_actor::{self, TokenActor, TokenSettings};
 use tokio::sync::{mpsc, oneshot};
 use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
 
 use crate::admin_proto::admin_server::AdminServer;
 use crate::admin_service::{AdminService, ReloadRequest};
@@ -265,11 +266,19 @@ pub async fn run(config_path: &Path, mut settings: Settings) -> Result<Exit, Sta
     }
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     {
+        // Health is right from the first request on; the task keeps it so.
+        let initial = match actors.registry.send(Snapshot).await {
+            Ok(snapshot) => health::grpc_status(&snapshot),
+            Err(_) => ServingStatus::NotServing,
+        };
+        log::info!("gRPC health: {initial:?}");
+        health::set_all(&health_reporter, initial).await;
         let (tx, rx) = oneshot::channel();
         drain_side_tasks.push(tx);
         let period = settings.balancer.poll_interval.min(Duration::from_secs(1));
         tokio::spawn(health::update_grpc_health(
             health_reporter,
+            initial,
             actors.registry.clone(),
             period,
             rx,
