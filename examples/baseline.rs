@@ -1,0 +1,228 @@
+//! Baseline servers for the benchmark suite (`bench/run`, issue 4): the same
+//! `message.StatusService` as status-server, written the plain way — tonic
+//! handlers that talk to Redis directly, no actors, no balancing.
+//!
+//! ```text
+//! cargo run --release --example baseline -- --listen 127.0.0.1:0 --redis redis://127.0.0.1:6379
+//! cargo run --release --example baseline -- --listen 127.0.0.1:0 --no-redis
+//! ```
+//!
+//! - **(a) `--redis URL`: the "plain tonic + Redis" ceiling.** GetChatServer mints a UUID v4
+//!   token and does exactly one `SET utoken_<uid> <token> EX 86400` from the handler, on a
+//!   clone of one multiplexed `redis::aio::ConnectionManager` (many commands in flight, no
+//!   lock), then replies `127.0.0.1` / `8090` / token. Login does exactly one
+//!   `GET utoken_<uid>` and compares in constant time. Error codes, input checks and the
+//!   Redis deadline (1 s, failures become gRPC `UNAVAILABLE`) are those of CONTRACT §3, so
+//!   it does the same work per call as status-server minus the actors and the balancing.
+//! - **(b) `--no-redis`: the gRPC ceiling.** The same replies with no Redis at all: the
+//!   token is minted but not stored, and Login accepts any token that passes the input
+//!   checks (uid > 0, token 1-128 bytes).
+//!
+//! Both run a multi-threaded tokio runtime (one worker per core), accept with TCP_NODELAY
+//! and refuse requests over 64 KiB, like status-server. Once listening it prints
+//! `baseline listening on <addr>` to stdout (so `--listen 127.0.0.1:0` works); SIGTERM or
+//! SIGINT stops it gracefully (exit 0).
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use status_server::proto::status_service_server::{StatusService, StatusServiceServer};
+use status_server::proto::{GetChatServerReq, GetChatServerRsp, LoginReq, LoginRsp};
+use tokio::signal::unix::{SignalKind, signal};
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status};
+
+/// Largest request accepted, as in status-server.
+const MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// Token lifetime (the default `token_ttl_secs`).
+const TOKEN_TTL_SECS: u64 = 86_400;
+/// Deadline of a Redis command (the default `command_timeout_ms`).
+const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+/// Longest token Login looks up (CONTRACT §3).
+const MAX_TOKEN_BYTES: usize = 128;
+/// The fixed placement every GetChatServer returns.
+const CHAT_HOST: &str = "127.0.0.1";
+const CHAT_PORT: &str = "8090";
+
+const SUCCESS: i32 = 0;
+const TOKEN_INVALID: i32 = 1010;
+const UID_INVALID: i32 = 1011;
+
+/// Baseline StatusService for benchmarks: (a) with --redis, (b) with --no-redis.
+#[derive(Parser, Debug)]
+#[command(name = "baseline", version)]
+struct Cli {
+    /// Address to listen on (`IP:port`; port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:50060")]
+    listen: SocketAddr,
+    /// Baseline (a): store and check tokens in this Redis.
+    #[arg(long, value_name = "URL", required_unless_present = "no_redis")]
+    redis: Option<String>,
+    /// Baseline (b): no Redis at all.
+    #[arg(long, conflicts_with = "redis")]
+    no_redis: bool,
+    /// Slots of the Redis client's command queue (redis crate default: 50).
+    #[arg(long, value_name = "N")]
+    pipeline_buffer_size: Option<usize>,
+}
+
+#[derive(Clone)]
+struct Baseline {
+    /// `None` for baseline (b).
+    redis: Option<ConnectionManager>,
+}
+
+fn token_key(uid: i32) -> String {
+    format!("utoken_{uid}")
+}
+
+fn redis_error(err: redis::RedisError) -> Status {
+    Status::unavailable(format!("redis command failed: {err}"))
+}
+
+/// Equal length and bytes, without an early exit on the first difference.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[tonic::async_trait]
+impl StatusService for Baseline {
+    async fn get_chat_server(
+        &self,
+        request: Request<GetChatServerReq>,
+    ) -> Result<Response<GetChatServerRsp>, Status> {
+        let uid = request.into_inner().uid;
+        if uid <= 0 {
+            return Ok(Response::new(GetChatServerRsp {
+                error: UID_INVALID,
+                ..GetChatServerRsp::default()
+            }));
+        }
+        let token = uuid::Uuid::new_v4().to_string();
+        if let Some(redis) = &self.redis {
+            let mut conn = redis.clone();
+            redis::cmd("SET")
+                .arg(token_key(uid))
+                .arg(&token)
+                .arg("EX")
+                .arg(TOKEN_TTL_SECS)
+                .exec_async(&mut conn)
+                .await
+                .map_err(redis_error)?;
+        }
+        Ok(Response::new(GetChatServerRsp {
+            error: SUCCESS,
+            host: CHAT_HOST.to_owned(),
+            port: CHAT_PORT.to_owned(),
+            token,
+        }))
+    }
+
+    async fn login(&self, request: Request<LoginReq>) -> Result<Response<LoginRsp>, Status> {
+        let LoginReq { uid, token } = request.into_inner();
+        let error = if uid <= 0 {
+            UID_INVALID
+        } else if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
+            TOKEN_INVALID
+        } else if let Some(redis) = &self.redis {
+            let mut conn = redis.clone();
+            let stored: Option<Vec<u8>> = redis::cmd("GET")
+                .arg(token_key(uid))
+                .query_async(&mut conn)
+                .await
+                .map_err(redis_error)?;
+            match stored {
+                None => UID_INVALID,
+                Some(stored) if constant_time_eq(&stored, token.as_bytes()) => SUCCESS,
+                Some(_) => TOKEN_INVALID,
+            }
+        } else {
+            SUCCESS
+        };
+        let reply = if error == SUCCESS {
+            LoginRsp { error, uid, token }
+        } else {
+            LoginRsp {
+                error,
+                ..LoginRsp::default()
+            }
+        };
+        Ok(Response::new(reply))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("baseline: error: cannot build the tokio runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("baseline: error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let redis = match &cli.redis {
+        Some(url) => {
+            let client =
+                redis::Client::open(url.as_str()).map_err(|e| format!("redis url {url}: {e}"))?;
+            let mut config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(REDIS_TIMEOUT))
+                .set_response_timeout(Some(REDIS_TIMEOUT))
+                .set_number_of_retries(0);
+            if let Some(size) = cli.pipeline_buffer_size {
+                config = config.set_pipeline_buffer_size(size);
+            }
+            let conn = ConnectionManager::new_with_config(client, config)
+                .await
+                .map_err(|e| format!("cannot connect to redis {url}: {e}"))?;
+            Some(conn)
+        }
+        None => None,
+    };
+
+    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| format!("signals: {e}"))?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| format!("signals: {e}"))?;
+
+    let listener = tokio::net::TcpListener::bind(cli.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cli.listen))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("local address: {e}"))?;
+    let mode = if redis.is_some() { "a" } else { "b" };
+    println!("baseline listening on {local}");
+    let _ = std::io::stdout().flush();
+    eprintln!("baseline ({mode}) listening on {local}");
+
+    let service =
+        StatusServiceServer::new(Baseline { redis }).max_decoding_message_size(MAX_REQUEST_BYTES);
+    tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            async {
+                tokio::select! {
+                    _ = sigterm.recv() => {}
+                    _ = sigint.recv() => {}
+                }
+            },
+        )
+        .await
+        .map_err(|e| format!("gRPC server failed: {e}"))
+}
