@@ -1,9 +1,9 @@
 //! The result of a benchmark run: a `key: value` summary for people, or one JSON line.
 //!
-//! The JSON keeps every key of `examples/loadgen.rs`'s line (so `bench/run` can switch to
-//! `statusctl bench --json`) and adds `warmup_s`, `p90_us`, `mean_us` and `seeded_tokens`.
-//! Note that `concurrency` here is the total number of calls in flight (= `in_flight`),
-//! where loadgen's is per connection.
+//! The JSON keeps every key of the former `examples/loadgen.rs`'s line (`bench/run` reads
+//! it) and adds `warmup_s`, `p90_us`, `mean_us` and `seeded_tokens`. Note that
+//! `concurrency` here is the total number of calls in flight (= `in_flight`), where
+//! loadgen's was per connection.
 
 use std::collections::BTreeMap;
 
@@ -32,6 +32,11 @@ pub struct Report {
     /// Always 0: calls still in flight at the end are abandoned and not counted (kept for
     /// loadgen's format).
     pub unfinished_workers: u32,
+    /// Every call that returned, warm-up included (to compare with server-side counters);
+    /// calls abandoned at the end are not in it.
+    pub all_calls: u64,
+    /// Those of `all_calls` that were ok.
+    pub all_ok: u64,
     pub rps: f64,
     pub mean_us: f64,
     pub p50_us: u64,
@@ -72,6 +77,8 @@ impl Report {
             grpc_errors: tally.grpc_errors.clone(),
             grpc_errors_total: tally.grpc_total(),
             unfinished_workers: 0,
+            all_calls: tally.all_calls,
+            all_ok: tally.all_ok,
             rps: if setup.duration_s > 0.0 {
                 tally.requests as f64 / setup.duration_s
             } else {
@@ -209,6 +216,8 @@ mod tests {
             "grpc_errors",
             "grpc_errors_total",
             "unfinished_workers",
+            "all_calls",
+            "all_ok",
             "rps",
             "p50_us",
             "p99_us",

@@ -25,6 +25,10 @@ pub enum Outcome {
 #[derive(Clone)]
 pub struct Tally {
     pub latency_us: Histogram<u64>,
+    /// Every call that returned, warm-up included (what the server served).
+    pub all_calls: u64,
+    /// Those of `all_calls` that were ok.
+    pub all_ok: u64,
     pub requests: u64,
     pub ok: u64,
     pub business_errors: BTreeMap<i32, u64>,
@@ -36,6 +40,8 @@ impl Tally {
         Tally {
             latency_us: Histogram::new_with_bounds(1, MAX_TRACKED_US, 3)
                 .expect("constant histogram bounds are valid"),
+            all_calls: 0,
+            all_ok: 0,
             requests: 0,
             ok: 0,
             business_errors: BTreeMap::new(),
@@ -65,6 +71,8 @@ impl Tally {
         self.latency_us
             .add(&other.latency_us)
             .expect("histograms with the same bounds add up");
+        self.all_calls += other.all_calls;
+        self.all_ok += other.all_ok;
         self.requests += other.requests;
         self.ok += other.ok;
         for (code, n) in &other.business_errors {

@@ -2,9 +2,9 @@
 //! HTTP/2 connection.
 //!
 //! A call that completes inside the measured window (after the warm-up, before the end) is
-//! recorded in the tally of the worker's connection; others are dropped. Workers never stop
-//! by themselves at the end: the run aborts them, abandoning calls still in flight (they
-//! would not be counted anyway).
+//! recorded in the tally of the worker's connection; others only count in its `all_calls`
+//! / `all_ok`. Workers never stop by themselves at the end: the run aborts them, abandoning
+//! calls still in flight (they would not be counted anyway).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -83,13 +83,18 @@ impl Worker {
             }
             let outcome = self.call().await;
             let done = Instant::now();
-            if done < self.measure_from || done > self.stop_at {
-                continue;
+            {
+                let mut tally = self
+                    .tally
+                    .lock()
+                    .expect("no worker panics while holding a tally");
+                tally.all_calls += 1;
+                tally.all_ok += u64::from(outcome == Outcome::Ok);
+                if done < self.measure_from || done > self.stop_at {
+                    continue;
+                }
+                tally.record(outcome, done - started);
             }
-            self.tally
-                .lock()
-                .expect("no worker panics while holding a tally")
-                .record(outcome, done - started);
             if let Some(live) = &self.live {
                 live.calls.fetch_add(1, Ordering::Relaxed);
                 if outcome != Outcome::Ok {
