@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod reload;
 pub mod server;
 pub mod signals;
+pub mod silent_connections;
 pub mod status_service;
 
 /// Code generated from `proto/message.proto` (package `message`): the

@@ -19,13 +19,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr};
+use futures_util::TryStreamExt;
 use redis::aio::ConnectionManager;
 use status_actors::Shutdown;
 use status_actors::load_poller::{self, LoadPoller, PollSettings, Refresh};
 use status_actors::redis_link;
 use status_actors::server_registry::{ServerRegistry, Snapshot, UpdateServers};
 use status_actors::token_actor::{self, TokenActor, TokenSettings};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
@@ -39,6 +40,7 @@ use crate::metrics::Metrics;
 use crate::proto::status_service_server::StatusServiceServer;
 use crate::reload::{ReloadOutcome, needs_new_connection, plan_reload};
 use crate::signals::{SignalEvent, Signals};
+use crate::silent_connections::SilentUntilDrain;
 use crate::status_service::StatusService;
 
 /// Largest request accepted; real requests are a few dozen bytes.
@@ -248,6 +250,7 @@ pub async fn run(config_path: &Path, mut settings: Settings) -> Result<Exit, Sta
         None => None,
     };
     let (drain_tx, drain_rx) = oneshot::channel::<()>();
+    let (draining_tx, draining) = watch::channel(false);
     let mut drain_side_tasks = Vec::new();
     if let (Some(listener), Some(metrics)) = (metrics_listener, &metrics) {
         let endpoints = Endpoints {
@@ -316,7 +319,9 @@ pub async fn run(config_path: &Path, mut settings: Settings) -> Result<Exit, Sta
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            TcpIncoming::from(listener)
+                .with_nodelay(Some(true))
+                .map_ok(move |stream| SilentUntilDrain::new(stream, draining.clone())),
             async {
                 // The sender is dropped or fires only when we start draining.
                 let _ = drain_rx.await;
@@ -358,6 +363,8 @@ pub async fn run(config_path: &Path, mut settings: Settings) -> Result<Exit, Sta
         let _ = side_task.send(());
     }
     let _ = drain_tx.send(());
+    // Connections that never spoke cannot receive GOAWAY: end them now.
+    let _ = draining_tx.send(true);
     let drain_started = Instant::now();
     let exit = tokio::select! {
         served = tokio::time::timeout(grace, &mut serve) => match served {

@@ -1,0 +1,161 @@
+//! Accepted connections that end at drain time if they never sent a byte.
+//!
+//! tonic's graceful shutdown sends GOAWAY and waits for every connection to
+//! close, but a connection that never sent the HTTP/2 preface cannot be told
+//! to go away: it would hold the drain open until `shutdown_grace_ms` and
+//! turn a clean stop into exit 1. [`SilentUntilDrain`] wraps each accepted
+//! socket and reports end-of-stream to the server once draining starts if
+//! the peer has not spoken yet. Connections that have spoken are untouched:
+//! they get GOAWAY and finish their requests as usual.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tonic::transport::server::{Connected, TcpConnectInfo};
+
+/// Completes once the drain flag is set (or its sender is gone).
+type DrainStarted = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// An accepted socket that reads as closed at drain time if it never spoke.
+pub struct SilentUntilDrain {
+    inner: TcpStream,
+    /// The peer has sent at least one byte.
+    spoke: bool,
+    /// `None` once draining was seen (a finished future must not be polled).
+    drain_started: Option<DrainStarted>,
+}
+
+impl SilentUntilDrain {
+    pub fn new(inner: TcpStream, mut draining: watch::Receiver<bool>) -> Self {
+        let drain_started = Box::pin(async move {
+            // An error means the sender is gone: the server is stopping.
+            let _ = draining.wait_for(|draining| *draining).await;
+        });
+        SilentUntilDrain {
+            inner,
+            spoke: false,
+            drain_started: Some(drain_started),
+        }
+    }
+}
+
+impl AsyncRead for SilentUntilDrain {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.spoke {
+            match this.drain_started.as_mut() {
+                // Draining started before the peer said anything: end of stream.
+                None => return Poll::Ready(Ok(())),
+                Some(started) => {
+                    if started.as_mut().poll(cx).is_ready() {
+                        this.drain_started = None;
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+            }
+        }
+        let filled = buf.filled().len();
+        let read = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if buf.filled().len() > filled {
+            this.spoke = true;
+            // No need to watch the drain any more.
+            this.drain_started = None;
+        }
+        read
+    }
+}
+
+impl AsyncWrite for SilentUntilDrain {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+impl Connected for SilentUntilDrain {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.inner.connect_info()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let client = TcpStream::connect(addr).await.expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        (client, server)
+    }
+
+    #[tokio::test]
+    async fn silent_peer_reads_as_closed_once_draining() {
+        let (_client, server) = pair().await;
+        let (drain, draining) = watch::channel(false);
+        let mut stream = SilentUntilDrain::new(server, draining);
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 16];
+            stream.read(&mut buf).await.expect("read")
+        });
+        drain.send(true).expect("receiver alive");
+        assert_eq!(reader.await.expect("reader task"), 0, "end of stream");
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_spoke_keeps_its_connection_through_the_drain() {
+        let (mut client, server) = pair().await;
+        let (drain, draining) = watch::channel(false);
+        let mut stream = SilentUntilDrain::new(server, draining);
+        client.write_all(b"hi").await.expect("write");
+        let mut buf = [0u8; 2];
+        stream.read_exact(&mut buf).await.expect("first bytes");
+        // The stream stopped watching once the peer spoke: no receiver left.
+        drain.send_replace(true);
+        client.write_all(b"more").await.expect("write");
+        let mut more = [0u8; 4];
+        stream
+            .read_exact(&mut more)
+            .await
+            .expect("read after drain");
+        assert_eq!(&more, b"more");
+    }
+}
