@@ -570,9 +570,11 @@ fn check_redis_url(url: &str) -> Result<(), String> {
 /// precisely so that passwords stay out of files, and error lines end up in logs.
 pub fn redact_url(url: &str) -> String {
     const MASK: &str = "***";
+    // Only a real scheme name counts: in `user:pa://ss@host` or `://pw@host` the text
+    // before `://` may itself be part of the password.
     let (scheme, rest) = match url.find("://") {
-        Some(i) => url.split_at(i + 3),
-        None => ("", url),
+        Some(i) if is_url_scheme(&url[..i]) => url.split_at(i + 3),
+        _ => ("", url),
     };
     // The last `@` rather than the end of the authority: a password may hold an unescaped
     // `/`, `?` or `#`, and a URL that failed to parse is exactly the one to be careful with.
@@ -606,6 +608,13 @@ pub fn redact_url(url: &str) -> String {
         None => after.to_owned(),
     };
     format!("{scheme}{userinfo}{after}")
+}
+
+/// RFC 3986: `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`.
+fn is_url_scheme(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
 // ---- locating problems in the text ----
@@ -725,8 +734,25 @@ fn one_line(message: &str) -> String {
         .collect::<Vec<_>>()
         .join("; ")
         .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| if breaks_line(c) { ' ' } else { c })
         .collect()
+}
+
+/// Whether `c` could end a log line or rearrange it: a control character (C0, C1), a line
+/// or paragraph separator, or a bidi control. Messages quote config text verbatim (an
+/// unknown key, for one), so any of these may reach them.
+fn breaks_line(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}'
+                | '\u{2029}'
+                | '\u{061c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
 }
 
 #[cfg(test)]
@@ -1338,6 +1364,20 @@ port = 65535
     }
 
     #[test]
+    fn line_separators_and_bidi_controls_never_reach_the_message() {
+        // Found by fuzzing: toml quotes an unknown key verbatim, so a quoted key holding
+        // U+2028 (LINE SEPARATOR) or U+202E (RIGHT-TO-LEFT OVERRIDE) split or reordered
+        // the "one" line.
+        for odd in [
+            '\u{2028}', '\u{2029}', '\u{202e}', '\u{2066}', '\u{200f}', '\u{85}',
+        ] {
+            let message = error(&format!("\"a{odd}b\" = 1\n{ONE_SERVER}"));
+            assert_mentions(&message, &["line 1: ", "unknown key `a b`"]);
+            assert!(!message.chars().any(breaks_line), "{message:?}");
+        }
+    }
+
+    #[test]
     fn newlines_in_values_are_escaped() {
         let message = error(&format!("[server]\nlisten = \"a\\nb\"\n{ONE_SERVER}"));
         assert_mentions(&message, &["line 2: ", r#"server.listen = "a\nb""#]);
@@ -1359,6 +1399,12 @@ port = 65535
             redact_url("unix:///run/redis.sock?db=1&pass=p"),
             "unix:///run/redis.sock?db=1&pass=***"
         );
+        assert_eq!(redact_url("redis+unix://u:p@h"), "redis+unix://u:***@h");
+        // Found by fuzzing: text before `://` that is no scheme name may be part of the
+        // password, and what follows then looked like a user name, shown in full.
+        assert_eq!(redact_url("://secret@h"), "***@h");
+        assert_eq!(redact_url("u:pa://ss@h:1"), "***@h:1");
+        assert_eq!(redact_url("1x://secret@h"), "***@h");
     }
 
     #[test]
