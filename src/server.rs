@@ -274,8 +274,8 @@ pub async fn run(config_path: &Path, mut settings: Settings) -> Result<Exit, Sta
             Ok(snapshot) => health::grpc_status(&snapshot),
             Err(_) => ServingStatus::NotServing,
         };
-        log::info!("gRPC health: {initial:?}");
         health::set_all(&health_reporter, initial).await;
+        log::info!("gRPC health: {initial:?}");
         let (tx, rx) = oneshot::channel();
         drain_side_tasks.push(tx);
         let period = settings.balancer.poll_interval.min(Duration::from_secs(1));
