@@ -3,22 +3,10 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
-use status_server::proto::GetChatServerReq;
-use status_server::proto::status_service_client::StatusServiceClient;
 use tonic::Code;
-use tonic::transport::Channel;
-
-async fn get(client: &mut StatusServiceClient<Channel>, uid: i32) -> Result<String, tonic::Status> {
-    client
-        .get_chat_server(GetChatServerReq { uid })
-        .await
-        .map(|rsp| rsp.into_inner().port)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_outage_fails_fast_logs_once_and_recovers_by_itself() {
@@ -29,14 +17,18 @@ async fn redis_outage_fails_fast_logs_once_and_recovers_by_itself() {
     config.command_timeout_ms = 300;
     let mut server = StatusServer::start(&config).await;
     let mut client = server.client().await;
-    get(&mut client, 1).await.expect("works while Redis is up");
+    placed_port(&mut client, 1)
+        .await
+        .expect("works while Redis is up");
 
     redis.kill();
     // Every call during the outage fails with UNAVAILABLE within the timeout.
     let mut slowest = Duration::ZERO;
     for uid in 2..50 {
         let started = Instant::now();
-        let status = get(&mut client, uid).await.expect_err("Redis is down");
+        let status = placed_port(&mut client, uid)
+            .await
+            .expect_err("Redis is down");
         slowest = slowest.max(started.elapsed());
         assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     }
@@ -53,7 +45,7 @@ async fn redis_outage_fails_fast_logs_once_and_recovers_by_itself() {
     let back = Instant::now();
     eventually("calls to succeed again after Redis returned", || {
         let mut client = client.clone();
-        async move { get(&mut client, 100).await.ok() }
+        async move { placed_port(&mut client, 100).await.ok() }
     })
     .await;
     println!(
@@ -87,16 +79,13 @@ async fn chat_server_that_stops_accepting_is_skipped_until_it_accepts_again() {
     set_loads(&redis, &[("busy", "100"), ("quiet", "0")]).await;
     let mut config = TestConfig::new(
         &redis,
-        vec![
-            ChatServerEntry::new("busy", busy_port),
-            ChatServerEntry::new("quiet", quiet_port),
-        ],
+        chat_servers(&[("busy", busy_port), ("quiet", quiet_port)]),
     );
     config.probe_interval_ms = 100;
     let mut server = StatusServer::start(&config).await;
     let mut client = server.client().await;
     assert_eq!(
-        get(&mut client, 1).await.expect("placed"),
+        placed_port(&mut client, 1).await.expect("placed"),
         quiet_port.to_string()
     );
 
@@ -105,7 +94,7 @@ async fn chat_server_that_stops_accepting_is_skipped_until_it_accepts_again() {
     server.wait_for_log("quiet: 127.0.0.1").await;
     for uid in 2..20 {
         assert_eq!(
-            get(&mut client, uid).await.expect("placed"),
+            placed_port(&mut client, uid).await.expect("placed"),
             busy_port.to_string()
         );
     }
@@ -113,7 +102,10 @@ async fn chat_server_that_stops_accepting_is_skipped_until_it_accepts_again() {
     let _quiet = std::net::TcpListener::bind(("127.0.0.1", quiet_port)).expect("rebinding");
     eventually("the server to be chosen again", || {
         let mut client = client.clone();
-        async move { (get(&mut client, 50).await.ok()? == quiet_port.to_string()).then_some(()) }
+        async move {
+            let port = placed_port(&mut client, 50).await.ok()?;
+            (port == quiet_port.to_string()).then_some(())
+        }
     })
     .await;
 }
@@ -126,52 +118,26 @@ async fn sigterm_under_load_loses_no_accepted_request() {
     let mut server = StatusServer::start(&config).await;
     let client = server.client().await;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<_> = (0..16)
-        .map(|w| {
-            let mut client = client.clone();
-            let (stop, done) = (Arc::clone(&stop), Arc::clone(&done));
-            tokio::spawn(async move {
-                let mut outcomes = Vec::new();
-                let mut uid = w * 1_000_000 + 1;
-                while !stop.load(Ordering::Relaxed) {
-                    outcomes.push((uid, get(&mut client, uid).await));
-                    done.fetch_add(1, Ordering::Relaxed);
-                    uid += 1;
-                }
-                outcomes
-            })
-        })
-        .collect();
-    let load_running = {
-        let done = Arc::clone(&done);
-        move || {
-            let n = done.load(Ordering::Relaxed);
-            async move { (n >= 200).then_some(()) }
-        }
-    };
-    eventually("the load to run", load_running).await;
+    let load = LoadWorkers::start(client, 16, 1_000_000);
+    load.wait_for_calls(200).await;
 
     server.signal("TERM");
     let status = server.wait_exit().await;
-    stop.store(true, Ordering::Relaxed);
+    let outcomes = load.stop().await;
     assert_eq!(status.code(), Some(0));
     let log = server.drain_log().await.join("\n");
 
     let (mut ok, mut refused) = (0, 0);
-    for worker in workers {
-        for (uid, outcome) in worker.await.expect("worker task") {
-            match outcome {
-                Ok(_) => ok += 1,
-                Err(status) => {
-                    // A failed call must be one the server never accepted.
-                    assert!(
-                        !log.contains(&format!("uid {uid} -> ")),
-                        "uid {uid} was accepted, then lost: {status:?}"
-                    );
-                    refused += 1;
-                }
+    for (uid, outcome) in outcomes {
+        match outcome {
+            Ok(_) => ok += 1,
+            Err(status) => {
+                // A failed call must be one the server never accepted.
+                assert!(
+                    !log.contains(&format!("uid {uid} -> ")),
+                    "uid {uid} was accepted, then lost: {status:?}"
+                );
+                refused += 1;
             }
         }
     }

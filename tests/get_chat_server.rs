@@ -21,22 +21,6 @@ async fn get(
         .map(tonic::Response::into_inner)
 }
 
-async fn ttl(redis: &RedisServer, key: &str) -> i64 {
-    redis::cmd("TTL")
-        .arg(key)
-        .query_async(&mut redis.conn().await)
-        .await
-        .expect("TTL")
-}
-
-async fn stored_token(redis: &RedisServer, uid: i32) -> Option<String> {
-    redis::cmd("GET")
-        .arg(format!("utoken_{uid}"))
-        .query_async(&mut redis.conn().await)
-        .await
-        .expect("GET")
-}
-
 #[tokio::test]
 async fn places_user_and_stores_token_with_ttl() {
     let redis = RedisServer::start().await;
@@ -56,10 +40,10 @@ async fn places_user_and_stores_token_with_ttl() {
     assert_eq!(rsp.token, rsp.token.to_lowercase());
 
     assert_eq!(
-        stored_token(&redis, 42).await.as_deref(),
+        redis.stored_token(42).await.as_deref(),
         Some(rsp.token.as_str())
     );
-    let ttl = ttl(&redis, "utoken_42").await;
+    let ttl = redis.ttl("utoken_42").await;
     assert!((590..=600).contains(&ttl), "TTL {ttl} should be about 600");
 }
 
@@ -75,7 +59,7 @@ async fn ttl_zero_stores_token_without_expiry() {
         .await
         .expect("GetChatServer succeeds");
     assert_eq!(rsp.error, 0);
-    assert_eq!(ttl(&redis, "utoken_7").await, -1, "no expiry");
+    assert_eq!(redis.ttl("utoken_7").await, -1, "no expiry");
 }
 
 #[tokio::test]
@@ -89,7 +73,7 @@ async fn second_call_replaces_the_token() {
     let first = get(&mut client, 5).await.expect("first call").token;
     let second = get(&mut client, 5).await.expect("second call").token;
     assert_ne!(first, second);
-    assert_eq!(stored_token(&redis, 5).await, Some(second));
+    assert_eq!(redis.stored_token(5).await, Some(second));
 }
 
 #[tokio::test]
@@ -122,13 +106,7 @@ async fn invalid_uid_is_1011_and_touches_no_redis_key() {
 async fn chooses_least_loaded_and_follows_hash_updates() {
     let redis = RedisServer::start().await;
     set_loads(&redis, &[("chat1", "10"), ("chat2", "0")]).await;
-    let config = TestConfig::new(
-        &redis,
-        vec![
-            ChatServerEntry::new("chat1", 8001),
-            ChatServerEntry::new("chat2", 8002),
-        ],
-    );
+    let config = TestConfig::new(&redis, chat_servers(&[("chat1", 8001), ("chat2", 8002)]));
     let server = StatusServer::start(&config).await;
     let mut client = server.client().await;
     assert_eq!(get(&mut client, 1).await.expect("placed").port, "8002");
@@ -156,11 +134,7 @@ async fn burst_of_300_spreads_over_three_equal_servers() {
     set_loads(&redis, &[("a", "0"), ("b", "0"), ("c", "0")]).await;
     let mut config = TestConfig::new(
         &redis,
-        vec![
-            ChatServerEntry::new("a", 9001),
-            ChatServerEntry::new("b", 9002),
-            ChatServerEntry::new("c", 9003),
-        ],
+        chat_servers(&[("a", 9001), ("b", 9002), ("c", 9003)]),
     );
     // Polls reset the per-poll assignment counts; include some in the burst.
     config.poll_interval_ms = 50;
@@ -192,11 +166,7 @@ async fn missing_or_invalid_load_field_is_not_alive() {
     set_loads(&redis, &[("broken", "lots"), ("ok", "1000")]).await;
     let config = TestConfig::new(
         &redis,
-        vec![
-            ChatServerEntry::new("gone", 7001),
-            ChatServerEntry::new("broken", 7002),
-            ChatServerEntry::new("ok", 7003),
-        ],
+        chat_servers(&[("gone", 7001), ("broken", 7002), ("ok", 7003)]),
     );
     let mut server = StatusServer::start(&config).await;
     let mut client = server.client().await;
@@ -242,10 +212,7 @@ async fn unreachable_server_is_not_chosen_when_probing() {
     set_loads(&redis, &[("open", "100"), ("closed", "0")]).await;
     let mut config = TestConfig::new(
         &redis,
-        vec![
-            ChatServerEntry::new("closed", closed_port),
-            ChatServerEntry::new("open", open_port),
-        ],
+        chat_servers(&[("closed", closed_port), ("open", open_port)]),
     );
     config.probe_interval_ms = 200;
     let server = StatusServer::start(&config).await;
@@ -296,14 +263,7 @@ async fn redis_failure_is_unavailable_within_the_timeout() {
     get(&mut client, 1).await.expect("works while Redis is up");
 
     // A hung Redis: the SET gets no answer within command_timeout_ms.
-    let mut debug_conn = redis.conn().await;
-    let sleeper = tokio::spawn(async move {
-        redis::cmd("DEBUG")
-            .arg("SLEEP")
-            .arg(2)
-            .query_async::<()>(&mut debug_conn)
-            .await
-    });
+    let sleeper = redis.sleep_in_background(2.0).await;
     eventually("Redis to be asleep", || {
         let client = redis.client();
         async move {
@@ -341,13 +301,7 @@ async fn redis_failure_is_unavailable_within_the_timeout() {
 async fn one_redis_command_per_call_over_1000_calls() {
     let redis = RedisServer::start().await;
     set_loads(&redis, &[("chat1", "0"), ("chat2", "0")]).await;
-    let mut config = TestConfig::new(
-        &redis,
-        vec![
-            ChatServerEntry::new("chat1", 8001),
-            ChatServerEntry::new("chat2", 8002),
-        ],
-    );
+    let mut config = TestConfig::new(&redis, chat_servers(&[("chat1", 8001), ("chat2", 8002)]));
     config.poll_interval_ms = 1000;
     let server = StatusServer::start(&config).await;
     let client = server.client().await;

@@ -19,14 +19,6 @@ struct MalformedReq {
     uid: String,
 }
 
-async fn started() -> (RedisServer, StatusServer) {
-    let redis = RedisServer::start().await;
-    set_loads(&redis, &[("chat1", "0")]).await;
-    let config = TestConfig::new(&redis, vec![ChatServerEntry::new("chat1", 8090)]);
-    let server = StatusServer::start(&config).await;
-    (redis, server)
-}
-
 async fn still_serving(server: &StatusServer) {
     let rsp = server
         .client()
@@ -40,7 +32,7 @@ async fn still_serving(server: &StatusServer) {
 
 #[tokio::test]
 async fn malformed_protobuf_is_a_clean_error() {
-    let (_redis, server) = started().await;
+    let (_redis, server) = server_with_one_chat_server().await;
     let mut grpc = tonic::client::Grpc::new(server.channel().await);
     grpc.ready().await.expect("channel ready");
     let status = grpc
@@ -60,7 +52,7 @@ async fn malformed_protobuf_is_a_clean_error() {
 
 #[tokio::test]
 async fn junk_instead_of_http2_and_idle_connection_floods_do_not_stop_service() {
-    let (_redis, server) = started().await;
+    let (_redis, server) = server_with_one_chat_server().await;
     // 200 connections that send junk, 300 that send nothing at all.
     let mut junk = Vec::new();
     for i in 0..200 {
@@ -87,7 +79,7 @@ async fn junk_instead_of_http2_and_idle_connection_floods_do_not_stop_service() 
 
 #[tokio::test]
 async fn unknown_method_is_unimplemented() {
-    let (_redis, server) = started().await;
+    let (_redis, server) = server_with_one_chat_server().await;
     let mut grpc = tonic::client::Grpc::new(server.channel().await);
     grpc.ready().await.expect("channel ready");
     let status = grpc
@@ -104,7 +96,7 @@ async fn unknown_method_is_unimplemented() {
 
 #[tokio::test]
 async fn a_connection_that_never_spoke_does_not_hold_shutdown() {
-    let (_redis, mut server) = started().await;
+    let (_redis, mut server) = server_with_one_chat_server().await;
     let _silent = tokio::net::TcpStream::connect(server.addr)
         .await
         .expect("connect");

@@ -22,14 +22,6 @@ async fn login(
         .map(tonic::Response::into_inner)
 }
 
-async fn started() -> (RedisServer, StatusServer) {
-    let redis = RedisServer::start().await;
-    set_loads(&redis, &[("chat1", "0")]).await;
-    let config = TestConfig::new(&redis, vec![ChatServerEntry::new("chat1", 8090)]);
-    let server = StatusServer::start(&config).await;
-    (redis, server)
-}
-
 fn rejected(error: i32) -> LoginRsp {
     LoginRsp {
         error,
@@ -39,7 +31,7 @@ fn rejected(error: i32) -> LoginRsp {
 
 #[tokio::test]
 async fn issued_token_logs_in_and_is_echoed() {
-    let (_redis, server) = started().await;
+    let (_redis, server) = server_with_one_chat_server().await;
     let mut client = server.client().await;
     let token = client
         .get_chat_server(GetChatServerReq { uid: 77 })
@@ -61,49 +53,35 @@ async fn issued_token_logs_in_and_is_echoed() {
 
 #[tokio::test]
 async fn wrong_token_is_1010_and_unknown_uid_is_1011() {
-    let (redis, server) = started().await;
+    let (redis, server) = server_with_one_chat_server().await;
     let mut client = server.client().await;
-    let () = redis::cmd("SET")
-        .arg("utoken_5")
-        .arg("the-right-token")
-        .query_async(&mut redis.conn().await)
-        .await
-        .expect("SET");
+    redis
+        .query::<()>(redis::cmd("SET").arg("utoken_5").arg("the-right-token"))
+        .await;
 
-    assert_eq!(
-        login(&mut client, 5, "the-wrong-token")
-            .await
-            .expect("answers"),
-        rejected(1010)
-    );
-    // Same length, one byte off: still a mismatch.
-    assert_eq!(
-        login(&mut client, 5, "the-right-tokeN")
-            .await
-            .expect("answers"),
-        rejected(1010)
-    );
-    assert_eq!(
-        login(&mut client, 6, "the-right-token")
-            .await
-            .expect("answers"),
-        rejected(1011)
-    );
-    assert_eq!(
-        login(&mut client, 5, "the-right-token")
-            .await
-            .expect("answers"),
-        LoginRsp {
-            error: 0,
-            uid: 5,
-            token: "the-right-token".into()
-        }
-    );
+    let accepted = LoginRsp {
+        error: 0,
+        uid: 5,
+        token: "the-right-token".into(),
+    };
+    for (uid, token, expected) in [
+        (5, "the-wrong-token", rejected(1010)),
+        // Same length, one byte off: still a mismatch.
+        (5, "the-right-tokeN", rejected(1010)),
+        (6, "the-right-token", rejected(1011)),
+        (5, "the-right-token", accepted),
+    ] {
+        assert_eq!(
+            login(&mut client, uid, token).await.expect("answers"),
+            expected,
+            "uid {uid}, token {token:?}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn invalid_input_is_rejected_without_reading_redis() {
-    let (redis, server) = started().await;
+    let (redis, server) = server_with_one_chat_server().await;
     let mut client = server.client().await;
     redis.reset_stats().await;
 
@@ -134,15 +112,12 @@ async fn invalid_input_is_rejected_without_reading_redis() {
 
 #[tokio::test]
 async fn token_of_128_bytes_is_looked_up() {
-    let (redis, server) = started().await;
+    let (redis, server) = server_with_one_chat_server().await;
     let mut client = server.client().await;
     let token = "y".repeat(128);
-    let () = redis::cmd("SET")
-        .arg("utoken_9")
-        .arg(&token)
-        .query_async(&mut redis.conn().await)
-        .await
-        .expect("SET");
+    redis
+        .query::<()>(redis::cmd("SET").arg("utoken_9").arg(&token))
+        .await;
     assert_eq!(
         login(&mut client, 9, &token).await.expect("answers").error,
         0
@@ -151,7 +126,7 @@ async fn token_of_128_bytes_is_looked_up() {
 
 #[tokio::test]
 async fn redis_down_is_unavailable() {
-    let (mut redis, server) = started().await;
+    let (mut redis, server) = server_with_one_chat_server().await;
     let mut client = server.client().await;
     redis.kill();
     let status = login(&mut client, 1, "some-token")
@@ -163,7 +138,7 @@ async fn redis_down_is_unavailable() {
 
 #[tokio::test]
 async fn request_over_64_kib_is_refused_and_the_server_keeps_serving() {
-    let (_redis, server) = started().await;
+    let (_redis, server) = server_with_one_chat_server().await;
     let mut client = server.client().await;
     let status = login(&mut client, 1, &"z".repeat(100 * 1024))
         .await

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 
 use common::*;
 use status_server::admin_proto::admin_client::AdminClient;
-use status_server::admin_proto::{ListServersReq, ReloadReq};
+use status_server::admin_proto::{ListServersReq, ListServersRsp, ReloadReq, ReloadRsp};
 use status_server::proto::GetChatServerReq;
+use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -49,16 +50,23 @@ fn parse_prometheus(text: &str) -> HashMap<String, f64> {
     samples
 }
 
+/// What the gRPC health `Check` answers for `service`.
+async fn check(health: &mut HealthClient<Channel>, service: &str) -> ServingStatus {
+    let status = health
+        .check(HealthCheckRequest {
+            service: service.to_string(),
+        })
+        .await
+        .expect("Check")
+        .into_inner()
+        .status;
+    ServingStatus::try_from(status).unwrap_or_else(|_| panic!("unknown serving status {status}"))
+}
+
 async fn started() -> (RedisServer, StatusServer) {
     let redis = RedisServer::start().await;
     set_loads(&redis, &[("chat1", "0"), ("chat2", "7")]).await;
-    let config = TestConfig::new(
-        &redis,
-        vec![
-            ChatServerEntry::new("chat1", 8001),
-            ChatServerEntry::new("chat2", 8002),
-        ],
-    );
+    let config = TestConfig::new(&redis, chat_servers(&[("chat1", 8001), ("chat2", 8002)]));
     let server = StatusServer::start(&config).await;
     (redis, server)
 }
@@ -105,22 +113,17 @@ async fn healthz_and_grpc_health_follow_redis() {
     let (mut redis, mut server) = started().await;
     let port = redis.port;
     let mut health = HealthClient::new(server.channel().await);
-    let check = |service: &str| HealthCheckRequest {
-        service: service.to_string(),
-    };
 
     assert_eq!(
         server.http_get("/healthz").await,
         (200, "ok: 2 of 2 chat servers alive\n".to_string())
     );
     for service in ["", "message.StatusService"] {
-        let status = health
-            .check(check(service))
-            .await
-            .expect("Check")
-            .into_inner()
-            .status;
-        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+        assert_eq!(
+            check(&mut health, service).await,
+            ServingStatus::Serving,
+            "{service:?}"
+        );
     }
 
     redis.kill();
@@ -131,13 +134,7 @@ async fn healthz_and_grpc_health_follow_redis() {
         body.starts_with("redis:") && body.lines().count() == 1,
         "{body:?}"
     );
-    let status = health
-        .check(check(""))
-        .await
-        .expect("Check")
-        .into_inner()
-        .status;
-    assert_eq!(status, ServingStatus::NotServing as i32);
+    assert_eq!(check(&mut health, "").await, ServingStatus::NotServing);
 
     let _redis = RedisServer::start_on(port, &[]).await;
     set_loads(&_redis, &[("chat1", "0"), ("chat2", "7")]).await;
@@ -145,13 +142,10 @@ async fn healthz_and_grpc_health_follow_redis() {
         .wait_for_nth_log(2, |l| l.contains("gRPC health: Serving"))
         .await;
     assert_eq!(server.http_get("/healthz").await.0, 200);
-    let status = health
-        .check(check("message.StatusService"))
-        .await
-        .expect("Check")
-        .into_inner()
-        .status;
-    assert_eq!(status, ServingStatus::Serving as i32);
+    assert_eq!(
+        check(&mut health, "message.StatusService").await,
+        ServingStatus::Serving
+    );
 }
 
 #[tokio::test]
@@ -221,17 +215,31 @@ async fn reflection_lists_the_services() {
     }
 }
 
+/// The Admin API's `ListServers`, which must answer.
+async fn list_servers(admin: &mut AdminClient<Channel>) -> ListServersRsp {
+    admin
+        .list_servers(ListServersReq {})
+        .await
+        .expect("ListServers")
+        .into_inner()
+}
+
+/// The Admin API's `Reload`, which must answer (whether it applied or not).
+async fn reload(admin: &mut AdminClient<Channel>) -> ReloadRsp {
+    admin
+        .reload(ReloadReq {})
+        .await
+        .expect("Reload")
+        .into_inner()
+}
+
 #[tokio::test]
 async fn admin_lists_servers_and_reloads() {
     let (redis, mut server) = started().await;
     let mut admin = AdminClient::connect(format!("http://{}", server.addr))
         .await
         .expect("connect");
-    let list = admin
-        .list_servers(ListServersReq {})
-        .await
-        .expect("ListServers")
-        .into_inner();
+    let list = list_servers(&mut admin).await;
     assert!(list.redis_ok);
     let chat2 = list
         .servers
@@ -249,45 +257,25 @@ async fn admin_lists_servers_and_reloads() {
     set_loads(&redis, &[("chat3", "1")]).await;
     let mut config = TestConfig::new(
         &redis,
-        vec![
-            ChatServerEntry::new("chat1", 8001),
-            ChatServerEntry::new("chat2", 8002),
-            ChatServerEntry::new("chat3", 8003),
-        ],
+        chat_servers(&[("chat1", 8001), ("chat2", 8002), ("chat3", 8003)]),
     );
     server.rewrite_config(&config.to_toml());
-    let reloaded = admin
-        .reload(ReloadReq {})
-        .await
-        .expect("Reload")
-        .into_inner();
+    let reloaded = reload(&mut admin).await;
     assert!(reloaded.applied, "{reloaded:?}");
-    let list = admin
-        .list_servers(ListServersReq {})
-        .await
-        .expect("ListServers")
-        .into_inner();
+    let list = list_servers(&mut admin).await;
     assert_eq!(list.servers.len(), 3);
 
     // A bad file is reported and changes nothing.
     config.servers.clear();
     server.rewrite_config(&config.to_toml());
-    let refused = admin
-        .reload(ReloadReq {})
-        .await
-        .expect("Reload")
-        .into_inner();
+    let refused = reload(&mut admin).await;
     assert!(!refused.applied);
     assert!(
         refused.message.contains("chat_servers"),
         "{}",
         refused.message
     );
-    let list = admin
-        .list_servers(ListServersReq {})
-        .await
-        .expect("ListServers")
-        .into_inner();
+    let list = list_servers(&mut admin).await;
     assert_eq!(list.servers.len(), 3);
     server.wait_for_log("reload failed").await;
 }

@@ -7,27 +7,57 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::*;
-use status_server::proto::{GetChatServerReq, LoginReq};
+use status_server::proto::status_service_client::StatusServiceClient;
+use status_server::proto::{GetChatServerReq, GetChatServerRsp, LoginReq};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
 
-#[tokio::test]
-async fn sigterm_lets_50_calls_waiting_on_a_blocked_redis_finish() {
+/// Redis (accepting `DEBUG SLEEP`) with chat1 alive, a server on it whose
+/// command timeout (5 s) outlasts every sleep here, so calls wait on a
+/// sleeping Redis rather than fail, and a client.
+async fn server_on_a_debug_redis(
+    shutdown_grace_ms: u64,
+) -> (RedisServer, StatusServer, StatusServiceClient<Channel>) {
     let redis = RedisServer::start_with_debug().await;
     set_loads(&redis, &[("chat1", "0")]).await;
     let mut config = TestConfig::new(&redis, vec![ChatServerEntry::new("chat1", 8090)]);
     config.command_timeout_ms = 5000;
-    let mut server = StatusServer::start(&config).await;
+    config.shutdown_grace_ms = shutdown_grace_ms;
+    let server = StatusServer::start(&config).await;
     let client = server.client().await;
+    (redis, server, client)
+}
+
+/// A GetChatServer call running in a task of its own.
+type Call = JoinHandle<Result<tonic::Response<GetChatServerRsp>, tonic::Status>>;
+
+/// A server draining one call: uid 1 was accepted and waits on a Redis
+/// asleep for 2 s when SIGTERM goes out. Returns Redis, the server, the
+/// call and the sleep (await it before the test ends).
+async fn draining_one_call(
+    shutdown_grace_ms: u64,
+) -> (
+    RedisServer,
+    StatusServer,
+    Call,
+    JoinHandle<redis::RedisResult<()>>,
+) {
+    let (redis, mut server, mut client) = server_on_a_debug_redis(shutdown_grace_ms).await;
+    let sleeper = redis.sleep_in_background(2.0).await;
+    let call =
+        tokio::spawn(async move { client.get_chat_server(GetChatServerReq { uid: 1 }).await });
+    server.wait_for_log("uid 1 -> chat1").await;
+    server.signal("TERM");
+    (redis, server, call, sleeper)
+}
+
+#[tokio::test]
+async fn sigterm_lets_50_calls_waiting_on_a_blocked_redis_finish() {
+    let (redis, mut server, client) = server_on_a_debug_redis(10_000).await;
 
     // Block Redis for 1.5 s; every SET queues behind the sleep.
-    let mut debug_conn = redis.conn().await;
-    let sleeper = tokio::spawn(async move {
-        redis::cmd("DEBUG")
-            .arg("SLEEP")
-            .arg(1.5)
-            .query_async::<()>(&mut debug_conn)
-            .await
-    });
+    let sleeper = redis.sleep_in_background(1.5).await;
     let calls: Vec<_> = (1..=50)
         .map(|uid| {
             let mut client = client.clone();
@@ -85,26 +115,7 @@ async fn sigint_on_an_idle_server_exits_0() {
 
 #[tokio::test]
 async fn drain_past_the_grace_period_exits_1() {
-    let redis = RedisServer::start_with_debug().await;
-    set_loads(&redis, &[("chat1", "0")]).await;
-    let mut config = TestConfig::new(&redis, vec![ChatServerEntry::new("chat1", 8090)]);
-    config.command_timeout_ms = 5000;
-    config.shutdown_grace_ms = 200;
-    let mut server = StatusServer::start(&config).await;
-    let mut client = server.client().await;
-
-    let mut debug_conn = redis.conn().await;
-    let sleeper = tokio::spawn(async move {
-        redis::cmd("DEBUG")
-            .arg("SLEEP")
-            .arg(2)
-            .query_async::<()>(&mut debug_conn)
-            .await
-    });
-    let call =
-        tokio::spawn(async move { client.get_chat_server(GetChatServerReq { uid: 1 }).await });
-    server.wait_for_log("uid 1 -> chat1").await;
-    server.signal("TERM");
+    let (_redis, mut server, call, sleeper) = draining_one_call(200).await;
     assert_eq!(server.wait_exit().await.code(), Some(1));
     assert!(
         call.await.expect("call task").is_err(),
@@ -191,26 +202,18 @@ async fn connect_to_chat(port: &str, uid: i32, token: &str) -> (String, tokio::n
     (reply.trim().to_string(), stream)
 }
 
+/// What chat server `name` published as its load, if anything.
 async fn load_of(redis: &RedisServer, name: &str) -> Option<String> {
-    redis::cmd("HGET")
-        .arg("logincount")
-        .arg(name)
-        .query_async(&mut redis.conn().await)
+    redis
+        .query(redis::cmd("HGET").arg("logincount").arg(name))
         .await
-        .expect("HGET")
 }
 
 #[tokio::test]
 async fn whole_login_flow_with_stand_in_chat_servers() {
     let redis = RedisServer::start().await;
     let (port1, port2) = (free_port(), free_port());
-    let mut config = TestConfig::new(
-        &redis,
-        vec![
-            ChatServerEntry::new("chat1", port1),
-            ChatServerEntry::new("chat2", port2),
-        ],
-    );
+    let mut config = TestConfig::new(&redis, chat_servers(&[("chat1", port1), ("chat2", port2)]));
     config.probe_interval_ms = 100;
     let mut server = StatusServer::start(&config).await;
     let mut chat1 = StandInChatServer::start("chat1", port1, &redis, Some(server.addr));
@@ -314,24 +317,7 @@ async fn whole_login_flow_with_stand_in_chat_servers() {
 
 #[tokio::test]
 async fn second_signal_while_draining_exits_at_once() {
-    let redis = RedisServer::start_with_debug().await;
-    set_loads(&redis, &[("chat1", "0")]).await;
-    let mut config = TestConfig::new(&redis, vec![ChatServerEntry::new("chat1", 8090)]);
-    config.command_timeout_ms = 5000;
-    let mut server = StatusServer::start(&config).await;
-    let mut client = server.client().await;
-    let mut debug_conn = redis.conn().await;
-    let sleeper = tokio::spawn(async move {
-        redis::cmd("DEBUG")
-            .arg("SLEEP")
-            .arg(2)
-            .query_async::<()>(&mut debug_conn)
-            .await
-    });
-    let _call =
-        tokio::spawn(async move { client.get_chat_server(GetChatServerReq { uid: 1 }).await });
-    server.wait_for_log("uid 1 -> chat1").await;
-    server.signal("TERM");
+    let (_redis, mut server, _call, sleeper) = draining_one_call(10_000).await;
     server.wait_for_log("closing the listener").await;
     let second = Instant::now();
     server.signal("TERM");

@@ -128,14 +128,6 @@ async fn one_alive_server(port: u16) -> (RedisServer, StatusServer) {
     (redis, server)
 }
 
-async fn stored_token(redis: &RedisServer, uid: i32) -> Option<String> {
-    redis::cmd("GET")
-        .arg(format!("utoken_{uid}"))
-        .query_async(&mut redis.conn().await)
-        .await
-        .expect("GET utoken_<uid>")
-}
-
 #[tokio::test]
 async fn get_server_and_login_print_the_reply_as_text_and_json() {
     let port = free_port();
@@ -161,7 +153,7 @@ async fn get_server_and_login_print_the_reply_as_text_and_json() {
         .expect("token is a string")
         .to_string();
     assert_eq!(token.len(), 36);
-    assert_eq!(stored_token(&redis, 43).await.as_deref(), Some(&*token));
+    assert_eq!(redis.stored_token(43).await.as_deref(), Some(&*token));
 
     // Global options may also follow the command.
     let run = ctl(
@@ -376,7 +368,7 @@ async fn bench_login_seeds_its_tokens_and_unseeded_uids_exit_1() {
     assert_eq!(report["grpc_errors_total"], 0);
     assert_eq!(report["seeded_tokens"], 10_000);
     assert_eq!(
-        stored_token(&redis, 14_999).await.as_deref(),
+        redis.stored_token(14_999).await.as_deref(),
         Some("bench-token-14999")
     );
 

@@ -12,10 +12,13 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use status_server::proto::GetChatServerReq;
 use status_server::proto::status_service_client::StatusServiceClient;
+use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 /// Upper bound for anything the harness waits on.
@@ -101,22 +104,51 @@ impl RedisServer {
             .expect("connecting to the test redis-server")
     }
 
+    /// Runs `cmd` on a connection of its own and returns the reply; panics
+    /// naming the command if it fails. One-off reads and writes in a test
+    /// stay one line, and a failure says which of them it was.
+    pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> T {
+        cmd.query_async(&mut self.conn().await)
+            .await
+            .unwrap_or_else(|err| panic!("{}: {err}", command_text(cmd)))
+    }
+
+    /// The token stored for `uid` (`GET utoken_<uid>`), if any.
+    pub async fn stored_token(&self, uid: i32) -> Option<String> {
+        self.query(redis::cmd("GET").arg(format!("utoken_{uid}")))
+            .await
+    }
+
+    /// `TTL key`: seconds left, -1 without expiry, -2 for no such key.
+    pub async fn ttl(&self, key: &str) -> i64 {
+        self.query(redis::cmd("TTL").arg(key)).await
+    }
+
+    /// Sends `DEBUG SLEEP secs` (needs `start_with_debug`) and returns
+    /// without waiting for it: Redis then answers nobody for `secs`, a hung
+    /// Redis. The connection is open before this returns, so the sleep goes
+    /// out ahead of anything the test sends next. Await the handle before
+    /// the test ends.
+    pub async fn sleep_in_background(&self, secs: f64) -> JoinHandle<redis::RedisResult<()>> {
+        let mut conn = self.conn().await;
+        tokio::spawn(async move {
+            redis::cmd("DEBUG")
+                .arg("SLEEP")
+                .arg(secs)
+                .query_async(&mut conn)
+                .await
+        })
+    }
+
     /// Calls per command since the last `CONFIG RESETSTAT` (from `INFO commandstats`).
     pub async fn command_calls(&self) -> HashMap<String, u64> {
-        let info: String = redis::cmd("INFO")
-            .arg("commandstats")
-            .query_async(&mut self.conn().await)
-            .await
-            .expect("INFO commandstats");
+        let info: String = self.query(redis::cmd("INFO").arg("commandstats")).await;
         parse_commandstats(&info)
     }
 
     pub async fn reset_stats(&self) {
-        let () = redis::cmd("CONFIG")
-            .arg("RESETSTAT")
-            .query_async(&mut self.conn().await)
-            .await
-            .expect("CONFIG RESETSTAT");
+        self.query::<()>(redis::cmd("CONFIG").arg("RESETSTAT"))
+            .await;
     }
 
     /// Kills the server now (a crash, from the clients' point of view).
@@ -130,6 +162,17 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// `cmd` as it would be typed, e.g. `GET utoken_5`, for failure messages.
+fn command_text(cmd: &redis::Cmd) -> String {
+    cmd.args_iter()
+        .map(|arg| match arg {
+            redis::Arg::Simple(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            _ => "<cursor>".to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `cmdstat_set:calls=3,usec=...` lines -> {"set": 3}.
@@ -156,6 +199,15 @@ impl ChatServerEntry {
             port,
         }
     }
+}
+
+/// `[[chat_servers]]` entries from `(name, port)` pairs, so a test's list of
+/// servers reads as one line.
+pub fn chat_servers(servers: &[(&str, u16)]) -> Vec<ChatServerEntry> {
+    servers
+        .iter()
+        .map(|&(name, port)| ChatServerEntry::new(name, port))
+        .collect()
 }
 
 /// A config for tests: gRPC on an ephemeral port, probing off, fast polls.
@@ -455,6 +507,93 @@ pub async fn set_loads(redis: &RedisServer, fields: &[(&str, &str)]) {
     }
 }
 
+/// GetChatServer for `uid`: the port it placed the user on, or the status.
+pub async fn placed_port(
+    client: &mut StatusServiceClient<Channel>,
+    uid: i32,
+) -> Result<String, tonic::Status> {
+    client
+        .get_chat_server(GetChatServerReq { uid })
+        .await
+        .map(|rsp| rsp.into_inner().port)
+}
+
+/// One GetChatServer call under load: its uid and what it got.
+pub type LoadOutcome = (i32, Result<String, tonic::Status>);
+
+/// Continuous GetChatServer load, for tests that change something while
+/// calls are in flight (a reload, SIGTERM): `workers` tasks each call in a
+/// loop, one fresh uid per call, until `stop`. Dropping it stops the workers.
+pub struct LoadWorkers {
+    stop: Arc<AtomicBool>,
+    done: Arc<AtomicUsize>,
+    tasks: Vec<JoinHandle<Vec<LoadOutcome>>>,
+}
+
+impl LoadWorkers {
+    /// Starts the workers. Worker `w` calls uids `w * uids_per_worker + 1`
+    /// upwards, so no two calls share a uid and a uid names one call (in
+    /// the server's log too).
+    pub fn start(
+        client: StatusServiceClient<Channel>,
+        workers: i32,
+        uids_per_worker: i32,
+    ) -> LoadWorkers {
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicUsize::new(0));
+        let tasks = (0..workers)
+            .map(|w| {
+                let mut client = client.clone();
+                let (stop, done) = (Arc::clone(&stop), Arc::clone(&done));
+                let uids = w * uids_per_worker + 1..=(w + 1) * uids_per_worker;
+                tokio::spawn(async move {
+                    let mut outcomes = Vec::new();
+                    for uid in uids {
+                        if stop.load(Ordering::Relaxed) {
+                            return outcomes;
+                        }
+                        outcomes.push((uid, placed_port(&mut client, uid).await));
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    panic!("a load worker ran out of its {uids_per_worker} uids");
+                })
+            })
+            .collect();
+        LoadWorkers { stop, done, tasks }
+    }
+
+    /// Calls completed so far, by all workers, whatever their outcome.
+    pub fn calls_done(&self) -> usize {
+        self.done.load(Ordering::Relaxed)
+    }
+
+    /// Waits (bounded by `WAIT`) until at least `n` calls completed; returns
+    /// how many had then.
+    pub async fn wait_for_calls(&self, n: usize) -> usize {
+        eventually(&format!("{n} calls under load"), || {
+            let count = self.calls_done();
+            async move { (count >= n).then_some(count) }
+        })
+        .await
+    }
+
+    /// Stops the workers and returns every call they made, in no set order.
+    pub async fn stop(mut self) -> Vec<LoadOutcome> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut outcomes = Vec::new();
+        for task in std::mem::take(&mut self.tasks) {
+            outcomes.extend(task.await.expect("load worker task"));
+        }
+        outcomes
+    }
+}
+
+impl Drop for LoadWorkers {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
 /// The stand-in ChatServer example (`examples/chatserver.rs`), which
 /// `cargo test` builds next to the test binaries.
 pub fn chatserver_binary() -> PathBuf {
@@ -529,4 +668,14 @@ impl Drop for StandInChatServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The most common set-up: a Redis where "chat1" (port 8090) is alive with
+/// count 0, and a server configured with just that chat server.
+pub async fn server_with_one_chat_server() -> (RedisServer, StatusServer) {
+    let redis = RedisServer::start().await;
+    set_loads(&redis, &[("chat1", "0")]).await;
+    let config = TestConfig::new(&redis, vec![ChatServerEntry::new("chat1", 8090)]);
+    let server = StatusServer::start(&config).await;
+    (redis, server)
 }
