@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use actix::Addr;
 use status_actors::server_registry::{RegistrySnapshot, ServerRegistry, Snapshot};
-use tokio::sync::oneshot;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
+
+use crate::drain::DrainSignal;
 
 /// The services whose health is reported.
 pub const HEALTH_SERVICES: [&str; 2] = ["", "message.StatusService"];
@@ -47,7 +48,7 @@ pub async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
     }
 }
 
-/// Keeps the gRPC health current every `period` until `drain` fires, then
+/// Keeps the gRPC health current every `period` until draining starts, then
 /// reports NOT_SERVING and ends the Watch streams. `current` is what the
 /// reporter says now; only changes are sent, so watchers see no repeats.
 pub async fn update_grpc_health(
@@ -55,14 +56,16 @@ pub async fn update_grpc_health(
     current: ServingStatus,
     registry: Addr<ServerRegistry>,
     period: Duration,
-    mut drain: oneshot::Receiver<()>,
+    drain: DrainSignal,
 ) {
+    let drain_started = drain.started();
+    tokio::pin!(drain_started);
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last = Some(current);
     loop {
         tokio::select! {
-            _ = &mut drain => break,
+            () = &mut drain_started => break,
             _ = ticks.tick() => {
                 let Ok(snapshot) = registry.send(Snapshot).await else { break };
                 let status = grpc_status(&snapshot);

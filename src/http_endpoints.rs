@@ -15,8 +15,8 @@ use hyper_util::rt::TokioIo;
 use status_actors::server_registry::{ServerRegistry, Snapshot};
 use status_actors::token_actor::{GetTokenStats, TokenActor};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
+use crate::drain::DrainSignal;
 use crate::health::healthz;
 use crate::metrics::Metrics;
 
@@ -28,11 +28,13 @@ pub struct Endpoints {
     pub metrics: Arc<Metrics>,
 }
 
-/// Serves until `drain` fires.
-pub async fn serve(listener: TcpListener, endpoints: Endpoints, mut drain: oneshot::Receiver<()>) {
+/// Serves until draining starts.
+pub async fn serve(listener: TcpListener, endpoints: Endpoints, drain: DrainSignal) {
+    let drain_started = drain.started();
+    tokio::pin!(drain_started);
     loop {
         let stream = tokio::select! {
-            _ = &mut drain => return,
+            () = &mut drain_started => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => stream,
                 Err(err) => {

@@ -5,6 +5,7 @@
 
 pub mod admin_service;
 pub mod config;
+pub mod drain;
 pub mod health;
 pub mod http_endpoints;
 pub mod in_flight_limit;

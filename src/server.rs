@@ -26,13 +26,14 @@ use status_actors::load_poller::{self, LoadPoller, PollSettings, Refresh};
 use status_actors::redis_link;
 use status_actors::server_registry::{ServerRegistry, Snapshot, UpdateServers};
 use status_actors::token_actor::{self, TokenActor, TokenSettings};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::mpsc;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 use crate::admin_proto::admin_server::AdminServer;
 use crate::admin_service::{AdminService, ReloadRequest};
 use crate::config::{Settings, redact_url};
+use crate::drain::drain_channel;
 use crate::health;
 use crate::http_endpoints::{self, Endpoints};
 use crate::in_flight_limit::InFlightLimitLayer;
@@ -249,19 +250,19 @@ pub async fn run(config_path: &Path, mut settings: Settings) -> Result<Exit, Sta
         Some(_) => Some(Arc::new(Metrics::new().map_err(StartError::Metrics)?)),
         None => None,
     };
-    let (drain_tx, drain_rx) = oneshot::channel::<()>();
-    let (draining_tx, draining) = watch::channel(false);
-    let mut drain_side_tasks = Vec::new();
+    let (drain, drain_signal) = drain_channel();
     if let (Some(listener), Some(metrics)) = (metrics_listener, &metrics) {
         let endpoints = Endpoints {
             registry: actors.registry.clone(),
             tokens: actors.tokens.clone(),
             metrics: Arc::clone(metrics),
         };
-        let (tx, rx) = oneshot::channel();
-        drain_side_tasks.push(tx);
         let addr = listener.local_addr().ok();
-        tokio::spawn(http_endpoints::serve(listener, endpoints, rx));
+        tokio::spawn(http_endpoints::serve(
+            listener,
+            endpoints,
+            drain_signal.clone(),
+        ));
         log::info!(
             "metrics and health on http://{}",
             addr.map_or_else(String::new, |a| a.to_string())
@@ -276,15 +277,13 @@ pub async fn run(config_path: &Path, mut settings: Settings) -> Result<Exit, Sta
         };
         health::set_all(&health_reporter, initial).await;
         log::info!("gRPC health: {initial:?}");
-        let (tx, rx) = oneshot::channel();
-        drain_side_tasks.push(tx);
         let period = settings.balancer.poll_interval.min(Duration::from_secs(1));
         tokio::spawn(health::update_grpc_health(
             health_reporter,
             initial,
             actors.registry.clone(),
             period,
-            rx,
+            drain_signal.clone(),
         ));
     }
     // Both reflection versions: grpcurl and older tools still ask v1alpha.
@@ -321,11 +320,11 @@ pub async fn run(config_path: &Path, mut settings: Settings) -> Result<Exit, Sta
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener)
                 .with_nodelay(Some(true))
-                .map_ok(move |stream| SilentUntilDrain::new(stream, draining.clone())),
-            async {
-                // The sender is dropped or fires only when we start draining.
-                let _ = drain_rx.await;
-            },
+                .map_ok({
+                    let drain_signal = drain_signal.clone();
+                    move |stream| SilentUntilDrain::new(stream, drain_signal.clone())
+                }),
+            drain_signal.started(),
         );
     tokio::pin!(serve);
 
@@ -358,13 +357,9 @@ pub async fn run(config_path: &Path, mut settings: Settings) -> Result<Exit, Sta
         "{signal}: closing the listener, draining accepted requests (grace {} ms)",
         grace.as_millis()
     );
-    // Health turns NOT_SERVING and ends its Watch streams; metrics close.
-    for side_task in drain_side_tasks {
-        let _ = side_task.send(());
-    }
-    let _ = drain_tx.send(());
-    // Connections that never spoke cannot receive GOAWAY: end them now.
-    let _ = draining_tx.send(true);
+    // The listener closes, connections that never spoke end, health turns
+    // NOT_SERVING and ends its Watch streams, the metrics listener closes.
+    drain.start();
     let drain_started = Instant::now();
     let exit = tokio::select! {
         served = tokio::time::timeout(grace, &mut serve) => match served {

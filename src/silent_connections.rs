@@ -15,10 +15,11 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
-/// Completes once the drain flag is set (or its sender is gone).
+use crate::drain::DrainSignal;
+
+/// Completes once draining has started.
 type DrainStarted = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// An accepted socket that reads as closed at drain time if it never spoke.
@@ -31,11 +32,8 @@ pub struct SilentUntilDrain {
 }
 
 impl SilentUntilDrain {
-    pub fn new(inner: TcpStream, mut draining: watch::Receiver<bool>) -> Self {
-        let drain_started = Box::pin(async move {
-            // An error means the sender is gone: the server is stopping.
-            let _ = draining.wait_for(|draining| *draining).await;
-        });
+    pub fn new(inner: TcpStream, drain: DrainSignal) -> Self {
+        let drain_started = Box::pin(drain.started());
         SilentUntilDrain {
             inner,
             spoke: false,
@@ -115,6 +113,7 @@ impl Connected for SilentUntilDrain {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::drain::drain_channel;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     async fn pair() -> (TcpStream, TcpStream) {
@@ -130,26 +129,25 @@ mod tests {
     #[tokio::test]
     async fn silent_peer_reads_as_closed_once_draining() {
         let (_client, server) = pair().await;
-        let (drain, draining) = watch::channel(false);
+        let (drain, draining) = drain_channel();
         let mut stream = SilentUntilDrain::new(server, draining);
         let reader = tokio::spawn(async move {
             let mut buf = [0u8; 16];
             stream.read(&mut buf).await.expect("read")
         });
-        drain.send(true).expect("receiver alive");
+        drain.start();
         assert_eq!(reader.await.expect("reader task"), 0, "end of stream");
     }
 
     #[tokio::test]
     async fn a_peer_that_spoke_keeps_its_connection_through_the_drain() {
         let (mut client, server) = pair().await;
-        let (drain, draining) = watch::channel(false);
+        let (drain, draining) = drain_channel();
         let mut stream = SilentUntilDrain::new(server, draining);
         client.write_all(b"hi").await.expect("write");
         let mut buf = [0u8; 2];
         stream.read_exact(&mut buf).await.expect("first bytes");
-        // The stream stopped watching once the peer spoke: no receiver left.
-        drain.send_replace(true);
+        drain.start();
         client.write_all(b"more").await.expect("write");
         let mut more = [0u8; 4];
         stream
