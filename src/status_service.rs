@@ -68,7 +68,12 @@ impl StatusServiceRpc for StatusService {
     ) -> Result<Response<GetChatServerRsp>, Status> {
         let started = Instant::now();
         let uid = request.into_inner().uid;
-        let placed = self.registry.send(PlaceUser { uid }).await;
+        let placed = match self.registry.send(PlaceUser { uid }).await {
+            // The token write is awaited here, on this task.
+            Ok(Ok(pending)) => Ok(pending.finish().await),
+            Ok(Err(err)) => Ok(Err(err)),
+            Err(mailbox) => Err(mailbox),
+        };
         let (outcome, reply) = match placed {
             Ok(Ok(placement)) => (
                 Outcome::Ok,
@@ -99,15 +104,10 @@ impl StatusServiceRpc for StatusService {
     async fn login(&self, request: Request<LoginReq>) -> Result<Response<LoginRsp>, Status> {
         let started = Instant::now();
         let LoginReq { uid, token } = request.into_inner();
-        let checked = self
-            .tokens
-            .send(CheckToken {
-                uid,
-                token: token.clone(),
-            })
-            .await;
-        let (outcome, reply) = match checked {
-            Ok(Ok(LoginCheck::Valid)) => (
+        let (check, checked) = CheckToken::new(uid, token.clone());
+        self.tokens.do_send(check);
+        let (outcome, reply) = match checked.await {
+            Ok(LoginCheck::Valid) => (
                 Outcome::Ok,
                 Ok(LoginRsp {
                     error: error_code::SUCCESS,
@@ -115,25 +115,24 @@ impl StatusServiceRpc for StatusService {
                     token,
                 }),
             ),
-            Ok(Ok(LoginCheck::UidInvalid)) => (
+            Ok(LoginCheck::UidInvalid) => (
                 Outcome::UidInvalid,
                 Ok(LoginRsp {
                     error: error_code::UID_INVALID,
                     ..LoginRsp::default()
                 }),
             ),
-            Ok(Ok(LoginCheck::TokenInvalid)) => (
+            Ok(LoginCheck::TokenInvalid) => (
                 Outcome::TokenInvalid,
                 Ok(LoginRsp {
                     error: error_code::TOKEN_INVALID,
                     ..LoginRsp::default()
                 }),
             ),
-            Ok(Err(failure)) => (
+            Err(failure) => (
                 Outcome::Unavailable,
                 Err(Status::unavailable(failure.to_string())),
             ),
-            Err(mailbox) => (Outcome::Unavailable, Err(actor_gone(mailbox))),
         };
         self.observe(|m| &m.login, outcome, started);
         reply.map(Response::new)

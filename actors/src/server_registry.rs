@@ -19,7 +19,7 @@ use crate::balance::{LoadField, ServerLoad, choose_server};
 use crate::chat_server::ChatServer;
 use crate::redis_link::RedisFailure;
 use crate::token::token_prefix_for_log;
-use crate::token_actor::{IssueToken, TokenActor};
+use crate::token_actor::{IssueToken, PendingReply, TokenActor};
 
 struct Slot {
     server: Arc<ChatServer>,
@@ -147,10 +147,8 @@ pub enum PlacementError {
     NoLoadData,
     /// Every configured server is not alive; one reason per server.
     NoServerAlive(Vec<String>),
-    /// The token could not be stored.
+    /// The token could not be stored (or the token actor stopped).
     Token(RedisFailure),
-    /// The token actor has stopped (only during shutdown).
-    TokenActorGone,
 }
 
 impl fmt::Display for PlacementError {
@@ -165,29 +163,30 @@ impl fmt::Display for PlacementError {
                 write!(f, "no chat server is alive ({})", reasons.join("; "))
             }
             PlacementError::Token(failure) => write!(f, "cannot store the login token: {failure}"),
-            PlacementError::TokenActorGone => write!(f, "the server is shutting down"),
         }
     }
 }
 
 impl std::error::Error for PlacementError {}
 
-/// Chooses the least-loaded alive server for `uid` and issues its token.
+/// Chooses the least-loaded alive server for `uid` and asks the token actor
+/// for its token. Answers at once with a [`PendingPlacement`] that the caller
+/// awaits on its own task (see [`PendingPlacement::finish`]).
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Placement, PlacementError>")]
+#[rtype(result = "Result<PendingPlacement, PlacementError>")]
 pub struct PlaceUser {
     pub uid: i32,
 }
 
 impl Handler<PlaceUser> for ServerRegistry {
-    type Result = ResponseFuture<Result<Placement, PlacementError>>;
+    type Result = MessageResult<PlaceUser>;
 
     fn handle(&mut self, msg: PlaceUser, ctx: &mut Self::Context) -> Self::Result {
         if msg.uid <= 0 {
-            return Box::pin(std::future::ready(Err(PlacementError::InvalidUid)));
+            return MessageResult(Err(PlacementError::InvalidUid));
         }
         let Some(index) = choose_server(&self.slots, self.next_start) else {
-            return Box::pin(std::future::ready(Err(self.unavailable_reason())));
+            return MessageResult(Err(self.unavailable_reason()));
         };
         self.next_start = index + 1;
         let slot = &mut self.slots[index];
@@ -202,39 +201,89 @@ impl Handler<PlaceUser> for ServerRegistry {
         );
         slot.load.in_flight += 1;
         let server = Arc::clone(&slot.server);
-        let uid = msg.uid;
-        let issue = self.tokens.send(IssueToken { uid });
-        let registry = ctx.address();
-        // A detached future, not one in this actor's context: thousands in
-        // flight must not be re-polled on every wake-up of the registry. It
-        // runs to completion even if the caller goes away, so the in-flight
-        // slot is always settled.
-        Box::pin(async move {
-            let outcome = match issue.await {
-                Ok(Ok(token)) => Ok(token),
-                Ok(Err(failure)) => Err(PlacementError::Token(failure)),
-                Err(_mailbox) => Err(PlacementError::TokenActorGone),
-            };
-            registry.do_send(Settle {
-                server: Arc::clone(&server),
-                stored: outcome.is_ok(),
-            });
-            match outcome {
-                Ok(token) => {
-                    log::debug!(
-                        "uid {uid}: token {}... stored for {}",
-                        token_prefix_for_log(&token),
-                        server.name
-                    );
-                    Ok(Placement { server, token })
-                }
-                Err(err) => {
-                    // Outages are logged once, by the token actor.
-                    log::debug!("uid {uid}: {err}");
-                    Err(err)
-                }
+        let (issue, token) = IssueToken::new(msg.uid);
+        self.tokens.do_send(issue);
+        MessageResult(Ok(PendingPlacement {
+            uid: msg.uid,
+            token,
+            slot: InFlightSlot {
+                server,
+                registry: Some(ctx.address()),
+            },
+        }))
+    }
+}
+
+/// A placement whose token is being stored.
+pub struct PendingPlacement {
+    uid: i32,
+    token: PendingReply<String>,
+    slot: InFlightSlot,
+}
+
+impl fmt::Debug for PendingPlacement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingPlacement")
+            .field("uid", &self.uid)
+            .field("server", &self.slot.server.name)
+            .finish()
+    }
+}
+
+impl PendingPlacement {
+    /// Waits for the token write. A stored token turns the server's in-flight
+    /// slot into an assignment; a failed one frees it.
+    pub async fn finish(self) -> Result<Placement, PlacementError> {
+        let PendingPlacement { uid, token, slot } = self;
+        let outcome = token.await.map_err(PlacementError::Token);
+        let server = slot.settle(outcome.is_ok());
+        match outcome {
+            Ok(token) => {
+                log::debug!(
+                    "uid {uid}: token {}... stored for {}",
+                    token_prefix_for_log(&token),
+                    server.name
+                );
+                Ok(Placement { server, token })
             }
-        })
+            Err(err) => {
+                // Outages are logged once, by the token actor.
+                log::debug!("uid {uid}: {err}");
+                Err(err)
+            }
+        }
+    }
+}
+
+/// A placement's claim on its server's in-flight count. Settled exactly once:
+/// by [`PendingPlacement::finish`], or, if the caller went away first, on
+/// drop (as not stored), so an abandoned request never leaks load.
+struct InFlightSlot {
+    server: Arc<ChatServer>,
+    /// `None` once settled.
+    registry: Option<Addr<ServerRegistry>>,
+}
+
+impl InFlightSlot {
+    fn settle(mut self, stored: bool) -> Arc<ChatServer> {
+        if let Some(registry) = self.registry.take() {
+            registry.do_send(Settle {
+                server: Arc::clone(&self.server),
+                stored,
+            });
+        }
+        Arc::clone(&self.server)
+    }
+}
+
+impl Drop for InFlightSlot {
+    fn drop(&mut self) {
+        if let Some(registry) = self.registry.take() {
+            registry.do_send(Settle {
+                server: Arc::clone(&self.server),
+                stored: false,
+            });
+        }
     }
 }
 

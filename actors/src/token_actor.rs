@@ -13,8 +13,16 @@
 //! in flight does not hold up the next one, so one slow reply does not
 //! serialize the requests behind it. Batch outcomes come back to the actor to
 //! count errors and to log an outage once when it starts and once when it ends.
+//!
+//! Requests are fire-and-forget messages carrying their reply channel: the
+//! requester awaits a [`PendingReply`] on its own task, so no future per
+//! request runs on the actors' thread and the answer wakes the requester
+//! directly.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -42,8 +50,16 @@ pub struct TokenSettings {
 
 /// Where the reply to one command of a batch goes.
 enum Waiter {
-    Stored(oneshot::Sender<Result<(), RedisFailure>>),
-    Fetched(oneshot::Sender<Result<Option<Vec<u8>>, RedisFailure>>),
+    /// A `SET`: answers the token it stored.
+    Stored {
+        token: String,
+        reply: oneshot::Sender<Result<String, RedisFailure>>,
+    },
+    /// A `GET`: answers how the stored token compares with `presented`.
+    Checked {
+        presented: String,
+        reply: oneshot::Sender<Result<LoginCheck, RedisFailure>>,
+    },
 }
 
 impl Waiter {
@@ -51,20 +67,55 @@ impl Waiter {
     /// caller's future was dropped, nothing to do).
     fn answer(self, reply: Result<Value, RedisFailure>) {
         match self {
-            Waiter::Stored(tx) => {
-                let _ = tx.send(reply.map(drop));
+            Waiter::Stored { token, reply: tx } => {
+                let _ = tx.send(reply.map(|_| token));
             }
-            Waiter::Fetched(tx) => {
-                let fetched = reply.and_then(|value| match value {
-                    Value::Nil => Ok(None),
-                    value => redis::from_redis_value::<Vec<u8>>(value)
-                        .map(Some)
-                        .map_err(|err| RedisFailure::Command(err.into())),
+            Waiter::Checked {
+                presented,
+                reply: tx,
+            } => {
+                let checked = reply.and_then(|value| {
+                    let stored = match value {
+                        Value::Nil => None,
+                        value => Some(
+                            redis::from_redis_value::<Vec<u8>>(value)
+                                .map_err(|err| RedisFailure::Command(err.into()))?,
+                        ),
+                    };
+                    Ok(check_stored_token(stored.as_deref(), &presented))
                 });
-                let _ = tx.send(fetched);
+                let _ = tx.send(checked);
             }
         }
     }
+}
+
+/// The answer to a token request, awaited by the requester on its own task
+/// (no future runs on the actor's thread per request).
+pub struct PendingReply<T>(oneshot::Receiver<Result<T, RedisFailure>>);
+
+impl<T> Future for PendingReply<T> {
+    type Output = Result<T, RedisFailure>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|answer| {
+            answer.unwrap_or_else(|_| {
+                // The request was dropped unanswered: the actor stopped.
+                Err(RedisFailure::Command(redis::RedisError::from((
+                    redis::ErrorKind::Client,
+                    "token actor stopped",
+                ))))
+            })
+        })
+    }
+}
+
+/// A request message and the reply its sender awaits.
+fn request<M, T>(
+    message: impl FnOnce(oneshot::Sender<Result<T, RedisFailure>>) -> M,
+) -> (M, PendingReply<T>) {
+    let (tx, rx) = oneshot::channel();
+    (message(tx), PendingReply(rx))
 }
 
 /// Commands received since the last flush.
@@ -218,67 +269,70 @@ impl Handler<Flush> for TokenActor {
     }
 }
 
-/// The requester's side of one batched command.
-async fn reply_of<T>(reply: oneshot::Receiver<Result<T, RedisFailure>>) -> Result<T, RedisFailure> {
-    reply.await.unwrap_or_else(|_| {
-        // The batch was dropped unanswered: only when the actor stopped.
-        Err(RedisFailure::Command(redis::RedisError::from((
-            redis::ErrorKind::Client,
-            "token actor stopped",
-        ))))
-    })
+/// Mints a token for `uid` and stores it, replacing any earlier one. Sent
+/// with `do_send`; the stored token arrives on the [`PendingReply`].
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct IssueToken {
+    uid: i32,
+    reply: oneshot::Sender<Result<String, RedisFailure>>,
 }
 
-/// Mints a token for `uid` and stores it, replacing any earlier one.
-/// Answers the stored token.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<String, RedisFailure>")]
-pub struct IssueToken {
-    pub uid: i32,
+impl IssueToken {
+    pub fn new(uid: i32) -> (IssueToken, PendingReply<String>) {
+        request(|reply| IssueToken { uid, reply })
+    }
 }
 
 impl Handler<IssueToken> for TokenActor {
-    type Result = ResponseFuture<Result<String, RedisFailure>>;
+    type Result = ();
 
-    fn handle(&mut self, msg: IssueToken, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: IssueToken, ctx: &mut Self::Context) {
         let token = mint_token();
         let mut set = redis::cmd("SET");
         set.arg(self.key(msg.uid)).arg(&token);
         if self.settings.ttl_secs > 0 {
             set.arg("EX").arg(self.settings.ttl_secs);
         }
-        let (tx, rx) = oneshot::channel();
-        self.enqueue(set, Waiter::Stored(tx), ctx);
-        Box::pin(async move {
-            reply_of(rx).await?;
-            Ok(token)
-        })
+        let waiter = Waiter::Stored {
+            token,
+            reply: msg.reply,
+        };
+        self.enqueue(set, waiter, ctx);
     }
 }
 
-/// Checks the token a user presented for `uid` (the Login RPC).
+/// Checks the token a user presented for `uid` (the Login RPC). Sent with
+/// `do_send`; the outcome arrives on the [`PendingReply`].
 #[derive(Debug, Message)]
-#[rtype(result = "Result<LoginCheck, RedisFailure>")]
+#[rtype(result = "()")]
 pub struct CheckToken {
-    pub uid: i32,
-    pub token: String,
+    uid: i32,
+    token: String,
+    reply: oneshot::Sender<Result<LoginCheck, RedisFailure>>,
+}
+
+impl CheckToken {
+    pub fn new(uid: i32, token: String) -> (CheckToken, PendingReply<LoginCheck>) {
+        request(|reply| CheckToken { uid, token, reply })
+    }
 }
 
 impl Handler<CheckToken> for TokenActor {
-    type Result = ResponseFuture<Result<LoginCheck, RedisFailure>>;
+    type Result = ();
 
-    fn handle(&mut self, msg: CheckToken, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: CheckToken, ctx: &mut Self::Context) {
         if let Some(rejected) = reject_login_input(msg.uid, &msg.token) {
-            return Box::pin(std::future::ready(Ok(rejected)));
+            let _ = msg.reply.send(Ok(rejected));
+            return;
         }
         let mut get = redis::cmd("GET");
         get.arg(self.key(msg.uid));
-        let (tx, rx) = oneshot::channel();
-        self.enqueue(get, Waiter::Fetched(tx), ctx);
-        Box::pin(async move {
-            let stored = reply_of(rx).await?;
-            Ok(check_stored_token(stored.as_deref(), &msg.token))
-        })
+        let waiter = Waiter::Checked {
+            presented: msg.token,
+            reply: msg.reply,
+        };
+        self.enqueue(get, waiter, ctx);
     }
 }
 
