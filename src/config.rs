@@ -740,8 +740,9 @@ fn one_line(message: &str) -> String {
 
 /// Whether `c` could end a log line or rearrange it: a control character (C0, C1), a line
 /// or paragraph separator, or a bidi control. Messages quote config text verbatim (an
-/// unknown key, for one), so any of these may reach them.
-fn breaks_line(c: char) -> bool {
+/// unknown key, for one), so any of these may reach them. Public so that the property tests
+/// and fuzz targets check messages against the same definition.
+pub fn breaks_line(c: char) -> bool {
     c.is_control()
         || matches!(
             c,

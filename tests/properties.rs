@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
-use status_server::config::Settings;
+use status_server::config::{Settings, breaks_line};
 
 const PATH: &str = "conf.d/status.toml";
 
@@ -41,22 +41,6 @@ fn parse_checked(text: &str, url_override: Option<&str>) -> Result<Settings, Str
             Err(message)
         }
     }
-}
-
-/// Whether `c` could end a log line or rearrange it: a control character (C0, C1), a line
-/// or paragraph separator, or a bidi control.
-fn breaks_line(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{2028}'
-                | '\u{2029}'
-                | '\u{061c}'
-                | '\u{200e}'
-                | '\u{200f}'
-                | '\u{202a}'..='\u{202e}'
-                | '\u{2066}'..='\u{2069}'
-        )
 }
 
 /// One line, starting with the path; a line number, if any, lies within the text.

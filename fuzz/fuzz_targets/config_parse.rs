@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use status_server::config::Settings;
+use status_server::config::{Settings, breaks_line};
 
 const PATH: &str = "fuzz/status.toml";
 
@@ -32,17 +32,3 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// A control character (C0, C1), a line or paragraph separator, or a bidi control.
-fn breaks_line(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{2028}'
-                | '\u{2029}'
-                | '\u{061c}'
-                | '\u{200e}'
-                | '\u{200f}'
-                | '\u{202a}'..='\u{202e}'
-                | '\u{2066}'..='\u{2069}'
-        )
-}
