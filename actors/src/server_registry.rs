@@ -201,15 +201,21 @@ impl Handler<PlaceUser> for ServerRegistry {
         );
         slot.load.in_flight += 1;
         let server = Arc::clone(&slot.server);
-        let (issue, token) = IssueToken::new(msg.uid);
+        let registry = ctx.address();
+        let settled = Arc::clone(&server);
+        // Settled by the token actor when the write finishes, on the actors'
+        // thread, even if the caller has gone away: load never leaks.
+        let (issue, token) = IssueToken::new(msg.uid, move |stored| {
+            registry.do_send(Settle {
+                server: settled,
+                stored,
+            });
+        });
         self.tokens.do_send(issue);
         MessageResult(Ok(PendingPlacement {
             uid: msg.uid,
             token,
-            slot: InFlightSlot {
-                server,
-                registry: Some(ctx.address()),
-            },
+            server,
         }))
     }
 }
@@ -218,26 +224,23 @@ impl Handler<PlaceUser> for ServerRegistry {
 pub struct PendingPlacement {
     uid: i32,
     token: PendingReply<String>,
-    slot: InFlightSlot,
+    server: Arc<ChatServer>,
 }
 
 impl fmt::Debug for PendingPlacement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PendingPlacement")
             .field("uid", &self.uid)
-            .field("server", &self.slot.server.name)
+            .field("server", &self.server.name)
             .finish()
     }
 }
 
 impl PendingPlacement {
-    /// Waits for the token write. A stored token turns the server's in-flight
-    /// slot into an assignment; a failed one frees it.
+    /// Waits for the token write.
     pub async fn finish(self) -> Result<Placement, PlacementError> {
-        let PendingPlacement { uid, token, slot } = self;
-        let outcome = token.await.map_err(PlacementError::Token);
-        let server = slot.settle(outcome.is_ok());
-        match outcome {
+        let PendingPlacement { uid, token, server } = self;
+        match token.await {
             Ok(token) => {
                 log::debug!(
                     "uid {uid}: token {}... stored for {}",
@@ -246,43 +249,11 @@ impl PendingPlacement {
                 );
                 Ok(Placement { server, token })
             }
-            Err(err) => {
+            Err(failure) => {
                 // Outages are logged once, by the token actor.
-                log::debug!("uid {uid}: {err}");
-                Err(err)
+                log::debug!("uid {uid}: cannot store the login token: {failure}");
+                Err(PlacementError::Token(failure))
             }
-        }
-    }
-}
-
-/// A placement's claim on its server's in-flight count. Settled exactly once:
-/// by [`PendingPlacement::finish`], or, if the caller went away first, on
-/// drop (as not stored), so an abandoned request never leaks load.
-struct InFlightSlot {
-    server: Arc<ChatServer>,
-    /// `None` once settled.
-    registry: Option<Addr<ServerRegistry>>,
-}
-
-impl InFlightSlot {
-    fn settle(mut self, stored: bool) -> Arc<ChatServer> {
-        if let Some(registry) = self.registry.take() {
-            registry.do_send(Settle {
-                server: Arc::clone(&self.server),
-                stored,
-            });
-        }
-        Arc::clone(&self.server)
-    }
-}
-
-impl Drop for InFlightSlot {
-    fn drop(&mut self) {
-        if let Some(registry) = self.registry.take() {
-            registry.do_send(Settle {
-                server: Arc::clone(&self.server),
-                stored: false,
-            });
         }
     }
 }

@@ -50,10 +50,11 @@ pub struct TokenSettings {
 
 /// Where the reply to one command of a batch goes.
 enum Waiter {
-    /// A `SET`: answers the token it stored.
+    /// A `SET`: answers the token it stored, and tells `on_done` first.
     Stored {
         token: String,
         reply: oneshot::Sender<Result<String, RedisFailure>>,
+        on_done: OnStored,
     },
     /// A `GET`: answers how the stored token compares with `presented`.
     Checked {
@@ -67,7 +68,12 @@ impl Waiter {
     /// caller's future was dropped, nothing to do).
     fn answer(self, reply: Result<Value, RedisFailure>) {
         match self {
-            Waiter::Stored { token, reply: tx } => {
+            Waiter::Stored {
+                token,
+                reply: tx,
+                on_done,
+            } => {
+                on_done.call(reply.is_ok());
                 let _ = tx.send(reply.map(|_| token));
             }
             Waiter::Checked {
@@ -269,18 +275,56 @@ impl Handler<Flush> for TokenActor {
     }
 }
 
+/// Runs on the actor's thread when a token write has finished (`true`:
+/// stored), exactly once: if the write is dropped unanswered (the actor
+/// stopped), it runs with `false`.
+pub struct OnStored(Option<Box<dyn FnOnce(bool) + Send>>);
+
+impl OnStored {
+    fn call(mut self, stored: bool) {
+        if let Some(hook) = self.0.take() {
+            hook(stored);
+        }
+    }
+}
+
+impl Drop for OnStored {
+    fn drop(&mut self) {
+        if let Some(hook) = self.0.take() {
+            hook(false);
+        }
+    }
+}
+
+impl std::fmt::Debug for OnStored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnStored")
+    }
+}
+
 /// Mints a token for `uid` and stores it, replacing any earlier one. Sent
-/// with `do_send`; the stored token arrives on the [`PendingReply`].
+/// with `do_send`; the stored token arrives on the [`PendingReply`], and
+/// `on_done` learns the outcome on the actor's thread (so the registry hears
+/// of it without a hop through the requester's thread).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct IssueToken {
     uid: i32,
     reply: oneshot::Sender<Result<String, RedisFailure>>,
+    on_done: OnStored,
 }
 
 impl IssueToken {
-    pub fn new(uid: i32) -> (IssueToken, PendingReply<String>) {
-        request(|reply| IssueToken { uid, reply })
+    pub fn new(
+        uid: i32,
+        on_done: impl FnOnce(bool) + Send + 'static,
+    ) -> (IssueToken, PendingReply<String>) {
+        let on_done = OnStored(Some(Box::new(on_done)));
+        request(|reply| IssueToken {
+            uid,
+            reply,
+            on_done,
+        })
     }
 }
 
@@ -297,6 +341,7 @@ impl Handler<IssueToken> for TokenActor {
         let waiter = Waiter::Stored {
             token,
             reply: msg.reply,
+            on_done: msg.on_done,
         };
         self.enqueue(set, waiter, ctx);
     }
