@@ -34,8 +34,11 @@ use crate::Shutdown;
 use crate::redis_link::{RedisFailure, with_deadline};
 use crate::token::{LoginCheck, check_stored_token, mint_token, reject_login_input};
 
-/// Most commands in one pipeline; a fuller batch is sent at once.
-const MAX_BATCH: usize = 256;
+/// Most commands in one pipeline; a fuller batch is sent at once. Measured at
+/// 512 calls in flight: 64 gave more calls/s and a lower p99 than 256 (a
+/// bigger batch makes its first caller wait for the last reply); 32 and 16
+/// were within noise of 64.
+const MAX_BATCH: usize = 64;
 
 /// How tokens are stored.
 #[derive(Debug, Clone)]
