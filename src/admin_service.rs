@@ -16,6 +16,7 @@ use tonic::{Request, Response, Status};
 use crate::admin_proto::admin_server::Admin;
 use crate::admin_proto::{ChatServerState, ListServersReq, ListServersRsp, ReloadReq, ReloadRsp};
 use crate::reload::ReloadOutcome;
+use crate::status_service::shutting_down;
 
 /// A reload asked for over gRPC; the server loop answers on the sender.
 pub type ReloadRequest = oneshot::Sender<ReloadOutcome>;
@@ -36,10 +37,6 @@ fn unix_ms(at: Option<SystemTime>) -> u64 {
         .map_or(0, |since| {
             u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
         })
-}
-
-fn shutting_down<E>(_: E) -> Status {
-    Status::unavailable("the server is shutting down")
 }
 
 #[tonic::async_trait]

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix::{Addr, MailboxError};
+use actix::Addr;
 use status_actors::server_registry::{PlaceUser, PlacementError, ServerRegistry};
 use status_actors::token::LoginCheck;
 use status_actors::token_actor::{CheckToken, TokenActor};
@@ -55,8 +55,9 @@ impl StatusService {
     }
 }
 
-/// An actor's mailbox closed: only happens while shutting down.
-fn actor_gone(_: MailboxError) -> Status {
+/// An actor or the server loop is gone: only happens while shutting down.
+/// Shared by the gRPC services.
+pub(crate) fn shutting_down<E>(_: E) -> Status {
     Status::unavailable("the server is shutting down")
 }
 
@@ -95,7 +96,7 @@ impl StatusServiceRpc for StatusService {
                 Outcome::Unavailable,
                 Err(Status::unavailable(err.to_string())),
             ),
-            Err(mailbox) => (Outcome::Unavailable, Err(actor_gone(mailbox))),
+            Err(mailbox) => (Outcome::Unavailable, Err(shutting_down(mailbox))),
         };
         self.observe(|m| &m.get_chat_server, outcome, started);
         reply.map(Response::new)
