@@ -1,20 +1,21 @@
 //! status-server: the StatusServer of the chat system.
 //!
-//! `server` wires everything; `status_service` is the gRPC front end; the
-//! actors and balancing rules live in the `status-actors` crate (`actors/`).
+//! [`server`] runs it (start, serve bound listeners under control events,
+//! drain, stop); [`config`] turns the TOML file into validated settings.
+//! Inside: `actors` starts, reloads and stops the actors, `grpc` is the gRPC
+//! front end (one service per file), `http_endpoints` serves `/metrics` and
+//! `/healthz`. The actors and balancing rules live in the `status-actors`
+//! crate (`actors/`). The specification is `docs/contract.md`.
 
-pub mod admin_service;
+mod actors;
 pub mod config;
-pub mod drain;
-pub mod health;
-pub mod http_endpoints;
-pub mod in_flight_limit;
-pub mod metrics;
+mod drain;
+mod grpc;
+mod health;
+mod http_endpoints;
+mod metrics;
 pub mod reload;
 pub mod server;
-pub mod signals;
-pub mod silent_connections;
-pub mod status_service;
 
 /// Code generated from `proto/message.proto` (package `message`): the
 /// deployed wire contract.

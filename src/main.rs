@@ -10,7 +10,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use status_server::config::Settings;
-use status_server::server::{self, Exit};
+use status_server::server::{Control, Exit, Listeners, Server, StartError};
+use tokio::sync::mpsc;
+
+mod signals;
+
+use signals::Signals;
 
 /// StatusServer of the chat system: places each user on the least-loaded
 /// ChatServer and issues the login token the ChatServer checks.
@@ -57,6 +62,44 @@ fn init_logging(format: LogFormat) {
     builder.init();
 }
 
+/// Why the process could not run.
+enum RunError {
+    Signals(std::io::Error),
+    Start(StartError),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Signals(err) => write!(f, "cannot install signal handlers: {err}"),
+            RunError::Start(err) => err.fmt(f),
+        }
+    }
+}
+
+/// Starts, binds the ports once the first readings are in, serves until a
+/// stop signal. Runs inside the actix System.
+async fn run(config: PathBuf, settings: Settings) -> Result<Exit, RunError> {
+    // First, so that a signal during a slow start waits instead of killing us.
+    let signals = Signals::install().map_err(RunError::Signals)?;
+    let (control, events) = mpsc::channel::<Control>(4);
+    tokio::spawn(signals.forward(control));
+    let server = Server::start(config, settings)
+        .await
+        .map_err(RunError::Start)?;
+    let listeners = match Listeners::bind(server.settings()) {
+        Ok(listeners) => listeners,
+        Err(err) => {
+            server.stop().await;
+            return Err(RunError::Start(err));
+        }
+    };
+    server
+        .serve(listeners, events)
+        .await
+        .map_err(RunError::Start)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
@@ -78,8 +121,7 @@ fn main() -> ExitCode {
             // refuses threads or an epoll instance at start-up.
             .expect("building the tokio runtime at start-up")
     });
-    let outcome = system.block_on(server::run(&cli.config, settings));
-    match outcome {
+    match system.block_on(run(cli.config, settings)) {
         Ok(Exit::Drained) => ExitCode::SUCCESS,
         Ok(Exit::GraceExceeded | Exit::Forced) => ExitCode::FAILURE,
         Err(err) => {

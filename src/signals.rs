@@ -1,9 +1,14 @@
-//! The signals operators send: SIGTERM or SIGINT to stop, SIGHUP to reload.
+//! The signals operators send, turned into the server's control events:
+//! SIGTERM or SIGINT to stop, SIGHUP to reload. Part of the binary only; the
+//! library's server takes its control events from whoever runs it.
 //!
 //! Handlers are installed at start-up, before anything slow runs, so a signal
-//! that arrives early is not lost and never kills the process half-way.
+//! that arrives early is not lost (it waits in the control channel) and never
+//! kills the process half-way.
 
+use status_server::server::Control;
 use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::mpsc;
 
 /// The three signals, installed once and awaited as often as needed.
 pub struct Signals {
@@ -22,20 +27,21 @@ impl Signals {
     }
 
     /// Waits for the next of the three.
-    pub async fn next(&mut self) -> SignalEvent {
+    async fn next(&mut self) -> Control {
         tokio::select! {
-            _ = self.term.recv() => SignalEvent::Stop("SIGTERM"),
-            _ = self.int.recv() => SignalEvent::Stop("SIGINT"),
-            _ = self.hup.recv() => SignalEvent::Reload,
+            _ = self.term.recv() => Control::Stop("SIGTERM"),
+            _ = self.int.recv() => Control::Stop("SIGINT"),
+            _ = self.hup.recv() => Control::Reload(None),
         }
     }
-}
 
-/// What a signal asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignalEvent {
-    /// SIGTERM or SIGINT (named): drain and stop.
-    Stop(&'static str),
-    /// SIGHUP: re-read the config.
-    Reload,
+    /// Sends every signal to `control` until the server stops listening.
+    pub async fn forward(mut self, control: mpsc::Sender<Control>) {
+        loop {
+            let event = self.next().await;
+            if control.send(event).await.is_err() {
+                return;
+            }
+        }
+    }
 }

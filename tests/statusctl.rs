@@ -3,15 +3,13 @@
 //! codes (0 success, 1 business error / not serving / not applied, 2 usage, 3 unreachable
 //! or gRPC error).
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
 use serde_json::Value;
+use testkit::*;
 
 /// What one run of statusctl gave.
 struct Run {
@@ -112,7 +110,7 @@ fn statusctl(args: &[&str]) -> Run {
 }
 
 /// `statusctl --addr http://<server> <args>`.
-fn ctl(server: &StatusServer, args: &[&str]) -> Run {
+fn ctl(server: &TestServer, args: &[&str]) -> Run {
     let addr = format!("http://{}", server.addr);
     let mut all = vec!["--addr", &addr, "--timeout", "5"];
     all.extend_from_slice(args);
@@ -120,11 +118,11 @@ fn ctl(server: &StatusServer, args: &[&str]) -> Run {
 }
 
 /// Redis and a status-server with one alive chat server `chatserver1` on `port`.
-async fn one_alive_server(port: u16) -> (RedisServer, StatusServer) {
+async fn one_alive_server(port: u16) -> (RedisServer, TestServer) {
     let redis = RedisServer::start().await;
     set_loads(&redis, &[("chatserver1", "0")]).await;
     let config = TestConfig::new(&redis, vec![ChatServerEntry::new("chatserver1", port)]);
-    let server = StatusServer::start(&config).await;
+    let server = TestServer::start(&config).await;
     (redis, server)
 }
 
@@ -215,7 +213,7 @@ async fn a_grpc_error_exits_3_and_names_the_code() {
     let redis = RedisServer::start().await;
     // No load field for the only chat server: nothing is alive.
     let config = TestConfig::new(&redis, vec![ChatServerEntry::new("ghost", free_port())]);
-    let server = StatusServer::start(&config).await;
+    let server = TestServer::start(&config).await;
     let run = ctl(&server, &["--json", "get-server", "--uid", "1"]);
     run.assert_code(3);
     assert_eq!(run.stdout, "", "no reply, no JSON");
@@ -409,7 +407,7 @@ async fn servers_lists_the_configured_chat_servers_with_their_state() {
             ChatServerEntry::new("beta", beta),
         ],
     );
-    let server = StatusServer::start(&config).await;
+    let server = TestServer::start(&config).await;
 
     let run = ctl(&server, &["--json", "servers"]);
     run.assert_code(0);
@@ -487,7 +485,7 @@ async fn reload_applies_an_edited_file_and_refuses_a_bad_one() {
     let redis = RedisServer::start().await;
     set_loads(&redis, &[("alpha", "0"), ("gamma", "0")]).await;
     let mut config = TestConfig::new(&redis, vec![ChatServerEntry::new("alpha", free_port())]);
-    let server = StatusServer::start(&config).await;
+    let server = TestServer::start(&config).await;
 
     config
         .servers

@@ -14,6 +14,7 @@ use status_actors::token::LoginCheck;
 use status_actors::token_actor::{CheckToken, TokenActor};
 use tonic::{Request, Response, Status};
 
+use super::shutting_down;
 use crate::metrics::{Metrics, Outcome, RpcMetrics};
 use crate::proto::status_service_server::StatusService as StatusServiceRpc;
 use crate::proto::{GetChatServerReq, GetChatServerRsp, LoginReq, LoginRsp};
@@ -53,12 +54,6 @@ impl StatusService {
             pick(metrics).observe(outcome, started);
         }
     }
-}
-
-/// An actor or the server loop is gone: only happens while shutting down.
-/// Shared by the gRPC services.
-pub(crate) fn shutting_down<E>(_: E) -> Status {
-    Status::unavailable("the server is shutting down")
 }
 
 #[tonic::async_trait]

@@ -13,10 +13,10 @@ use status_actors::server_registry::{ServerRegistry, Snapshot};
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status};
 
+use super::shutting_down;
 use crate::admin_proto::admin_server::Admin;
 use crate::admin_proto::{ChatServerState, ListServersReq, ListServersRsp, ReloadReq, ReloadRsp};
 use crate::reload::ReloadOutcome;
-use crate::status_service::shutting_down;
 
 /// A reload asked for over gRPC; the server loop answers on the sender.
 pub type ReloadRequest = oneshot::Sender<ReloadOutcome>;

@@ -1,11 +1,11 @@
-//! Live reload on SIGHUP: what changes, what stays, and no dropped request.
-
-mod common;
+//! Live reload (SIGHUP, or the control event it becomes): what changes, what
+//! stays, and no dropped request. In-process, except the one test that reads
+//! the log line a bad file leaves.
 
 use std::collections::HashSet;
 
-use common::*;
 use status_server::proto::status_service_client::StatusServiceClient;
+use testkit::*;
 use tonic::transport::Channel;
 
 async fn port_for(client: &mut StatusServiceClient<Channel>, uid: i32) -> String {
@@ -13,7 +13,7 @@ async fn port_for(client: &mut StatusServiceClient<Channel>, uid: i32) -> String
 }
 
 /// Sends SIGHUP and waits until the `n`-th reload of this server finished.
-async fn reload(server: &mut StatusServer, n: usize) {
+async fn reload_process(server: &mut ServerProcess, n: usize) {
     server.signal("HUP");
     server
         .wait_for_nth_log(n, |l| {
@@ -27,7 +27,7 @@ async fn servers_added_removed_and_moved_apply_live() {
     let redis = RedisServer::start().await;
     set_loads(&redis, &[("a", "0"), ("b", "100"), ("c", "0")]).await;
     let mut config = TestConfig::new(&redis, chat_servers(&[("a", 7001), ("b", 7002)]));
-    let mut server = StatusServer::start(&config).await;
+    let server = TestServer::start(&config).await;
     let mut client = server.client().await;
     assert_eq!(port_for(&mut client, 1).await, "7001");
 
@@ -35,7 +35,7 @@ async fn servers_added_removed_and_moved_apply_live() {
     set_loads(&redis, &[("b", "0"), ("c", "50")]).await;
     config.servers = chat_servers(&[("b", 7102), ("c", 7003)]);
     server.rewrite_config(&config.to_toml());
-    reload(&mut server, 1).await;
+    assert!(server.reload().await.applied);
 
     let ports: HashSet<String> = {
         let mut ports = HashSet::new();
@@ -61,18 +61,18 @@ async fn ttl_change_applies_and_a_bad_file_keeps_the_running_config() {
     set_loads(&redis, &[("a", "0")]).await;
     let mut config = TestConfig::new(&redis, vec![ChatServerEntry::new("a", 7001)]);
     config.token_ttl_secs = 1000;
-    let mut server = StatusServer::start(&config).await;
+    let mut server = ServerProcess::start(&config).await;
     let mut client = server.client().await;
 
     config.token_ttl_secs = 50;
     server.rewrite_config(&config.to_toml());
-    reload(&mut server, 1).await;
+    reload_process(&mut server, 1).await;
     port_for(&mut client, 5).await;
     let ttl = redis.ttl("utoken_5").await;
     assert!((45..=50).contains(&ttl), "new TTL applies: {ttl}");
 
     server.rewrite_config("[redis]\ntoken_ttl_secs = \"soon\"\n");
-    reload(&mut server, 2).await;
+    reload_process(&mut server, 2).await;
     let line = server.wait_for_log("reload failed").await;
     assert!(line.contains("keeping the running config"), "{line}");
     assert!(line.contains("token_ttl_secs"), "{line}");
@@ -86,15 +86,20 @@ async fn listen_change_needs_a_restart() {
     let redis = RedisServer::start().await;
     set_loads(&redis, &[("a", "0")]).await;
     let config = TestConfig::new(&redis, vec![ChatServerEntry::new("a", 7001)]);
-    let mut server = StatusServer::start(&config).await;
+    let server = TestServer::start(&config).await;
     let text = config
         .to_toml()
         .replace("listen = \"127.0.0.1:0\"", "listen = \"127.0.0.1:1\"");
     server.rewrite_config(&text);
-    reload(&mut server, 1).await;
-    server
-        .wait_for_log("server.listen (127.0.0.1:0 -> 127.0.0.1:1)")
-        .await;
+    let outcome = server.reload().await;
+    assert!(outcome.applied, "{outcome:?}");
+    assert!(
+        outcome
+            .restart_needed
+            .iter()
+            .any(|key| key.contains("server.listen (127.0.0.1:0 -> 127.0.0.1:1)")),
+        "{outcome:?}"
+    );
     // Still serving on the old address.
     port_for(&mut server.client().await, 1).await;
 }
@@ -104,7 +109,7 @@ async fn reloads_under_load_drop_no_request() {
     let redis = RedisServer::start().await;
     set_loads(&redis, &[("a", "0"), ("b", "0")]).await;
     let mut config = TestConfig::new(&redis, chat_servers(&[("a", 7001), ("b", 7002)]));
-    let mut server = StatusServer::start(&config).await;
+    let server = TestServer::start(&config).await;
     let client = server.client().await;
 
     // Workers call in a loop until every reload is done.
@@ -113,7 +118,8 @@ async fn reloads_under_load_drop_no_request() {
     for (n, ttl) in [(1, 100), (2, 200), (3, 300)] {
         config.token_ttl_secs = ttl;
         server.rewrite_config(&config.to_toml());
-        reload(&mut server, n).await;
+        let outcome = server.reload().await;
+        assert!(outcome.applied, "reload {n}: {outcome:?}");
     }
     load.wait_for_calls(load.calls_done() + 100).await;
     let outcomes = load.stop().await;

@@ -1,12 +1,10 @@
 //! GetChatServer against a real Redis, through a tonic client (CONTRACT §3).
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::*;
 use status_server::proto::{GetChatServerReq, GetChatServerRsp};
+use testkit::*;
 use tonic::Code;
 
 async fn get(
@@ -27,7 +25,7 @@ async fn places_user_and_stores_token_with_ttl() {
     set_loads(&redis, &[("chat1", "0")]).await;
     let mut config = TestConfig::new(&redis, vec![ChatServerEntry::new("chat1", 8090)]);
     config.token_ttl_secs = 600;
-    let server = StatusServer::start(&config).await;
+    let server = TestServer::start(&config).await;
     let mut client = server.client().await;
 
     let rsp = get(&mut client, 42).await.expect("GetChatServer succeeds");
@@ -53,7 +51,7 @@ async fn ttl_zero_stores_token_without_expiry() {
     set_loads(&redis, &[("chat1", "0")]).await;
     let mut config = TestConfig::new(&redis, vec![ChatServerEntry::new("chat1", 8090)]);
     config.token_ttl_secs = 0;
-    let server = StatusServer::start(&config).await;
+    let server = TestServer::start(&config).await;
 
     let rsp = get(&mut server.client().await, 7)
         .await
@@ -67,7 +65,7 @@ async fn second_call_replaces_the_token() {
     let redis = RedisServer::start().await;
     set_loads(&redis, &[("chat1", "0")]).await;
     let config = TestConfig::new(&redis, vec![ChatServerEntry::new("chat1", 8090)]);
-    let server = StatusServer::start(&config).await;
+    let server = TestServer::start(&config).await;
     let mut client = server.client().await;
 
     let first = get(&mut client, 5).await.expect("first call").token;
@@ -81,7 +79,7 @@ async fn invalid_uid_is_1011_and_touches_no_redis_key() {
     let redis = RedisServer::start().await;
     set_loads(&redis, &[("chat1", "0")]).await;
     let config = TestConfig::new(&redis, vec![ChatServerEntry::new("chat1", 8090)]);
-    let server = StatusServer::start(&config).await;
+    let server = TestServer::start(&config).await;
     let mut client = server.client().await;
     redis.reset_stats().await;
 
@@ -107,7 +105,7 @@ async fn chooses_least_loaded_and_follows_hash_updates() {
     let redis = RedisServer::start().await;
     set_loads(&redis, &[("chat1", "10"), ("chat2", "0")]).await;
     let config = TestConfig::new(&redis, chat_servers(&[("chat1", 8001), ("chat2", 8002)]));
-    let server = StatusServer::start(&config).await;
+    let server = TestServer::start(&config).await;
     let mut client = server.client().await;
     assert_eq!(get(&mut client, 1).await.expect("placed").port, "8002");
 
@@ -138,7 +136,7 @@ async fn burst_of_300_spreads_over_three_equal_servers() {
     );
     // Polls reset the per-poll assignment counts; include some in the burst.
     config.poll_interval_ms = 50;
-    let server = StatusServer::start(&config).await;
+    let server = TestServer::start(&config).await;
     let client = server.client().await;
 
     let calls = (1..=300).map(|uid| {
@@ -168,7 +166,7 @@ async fn missing_or_invalid_load_field_is_not_alive() {
         &redis,
         chat_servers(&[("gone", 7001), ("broken", 7002), ("ok", 7003)]),
     );
-    let mut server = StatusServer::start(&config).await;
+    let mut server = ServerProcess::start(&config).await;
     let mut client = server.client().await;
     for uid in 1..=10 {
         assert_eq!(get(&mut client, uid).await.expect("placed").port, "7003");
@@ -182,7 +180,7 @@ async fn missing_or_invalid_load_field_is_not_alive() {
 async fn no_alive_server_is_unavailable() {
     let redis = RedisServer::start().await;
     let config = TestConfig::new(&redis, vec![ChatServerEntry::new("chat1", 8090)]);
-    let server = StatusServer::start(&config).await;
+    let server = TestServer::start(&config).await;
     redis.reset_stats().await;
 
     let status = get(&mut server.client().await, 1)
@@ -215,7 +213,7 @@ async fn unreachable_server_is_not_chosen_when_probing() {
         chat_servers(&[("closed", closed_port), ("open", open_port)]),
     );
     config.probe_interval_ms = 200;
-    let server = StatusServer::start(&config).await;
+    let server = TestServer::start(&config).await;
     let mut client = server.client().await;
     for uid in 1..=10 {
         let rsp = get(&mut client, uid)
@@ -237,7 +235,7 @@ async fn redis_down_at_start_then_unavailable_until_a_poll_succeeds() {
         token_ttl_secs: 60,
         shutdown_grace_ms: 5000,
     };
-    let server = StatusServer::start(&config).await;
+    let server = TestServer::start(&config).await;
     let mut client = server.client().await;
     let status = get(&mut client, 1).await.expect_err("no load data yet");
     assert_eq!(status.code(), Code::Unavailable);
@@ -258,7 +256,7 @@ async fn redis_failure_is_unavailable_within_the_timeout() {
     set_loads(&redis, &[("chat1", "0")]).await;
     let mut config = TestConfig::new(&redis, vec![ChatServerEntry::new("chat1", 8090)]);
     config.command_timeout_ms = 300;
-    let server = StatusServer::start(&config).await;
+    let server = TestServer::start(&config).await;
     let mut client = server.client().await;
     get(&mut client, 1).await.expect("works while Redis is up");
 
@@ -303,7 +301,7 @@ async fn one_redis_command_per_call_over_1000_calls() {
     set_loads(&redis, &[("chat1", "0"), ("chat2", "0")]).await;
     let mut config = TestConfig::new(&redis, chat_servers(&[("chat1", 8001), ("chat2", 8002)]));
     config.poll_interval_ms = 1000;
-    let server = StatusServer::start(&config).await;
+    let server = TestServer::start(&config).await;
     let client = server.client().await;
     redis.reset_stats().await;
 

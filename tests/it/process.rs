@@ -1,14 +1,12 @@
 //! The process as operators run it: graceful shutdown, bad configs, a busy
 //! port, the whole login flow with stand-in ChatServers, and token-free logs.
 
-mod common;
-
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::*;
 use status_server::proto::status_service_client::StatusServiceClient;
 use status_server::proto::{GetChatServerReq, GetChatServerRsp, LoginReq};
+use testkit::*;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
@@ -18,13 +16,13 @@ use tonic::transport::Channel;
 /// sleeping Redis rather than fail, and a client.
 async fn server_on_a_debug_redis(
     shutdown_grace_ms: u64,
-) -> (RedisServer, StatusServer, StatusServiceClient<Channel>) {
+) -> (RedisServer, ServerProcess, StatusServiceClient<Channel>) {
     let redis = RedisServer::start_with_debug().await;
     set_loads(&redis, &[("chat1", "0")]).await;
     let mut config = TestConfig::new(&redis, vec![ChatServerEntry::new("chat1", 8090)]);
     config.command_timeout_ms = 5000;
     config.shutdown_grace_ms = shutdown_grace_ms;
-    let server = StatusServer::start(&config).await;
+    let server = ServerProcess::start(&config).await;
     let client = server.client().await;
     (redis, server, client)
 }
@@ -39,7 +37,7 @@ async fn draining_one_call(
     shutdown_grace_ms: u64,
 ) -> (
     RedisServer,
-    StatusServer,
+    ServerProcess,
     Call,
     JoinHandle<redis::RedisResult<()>>,
 ) {
@@ -106,7 +104,7 @@ async fn sigterm_lets_50_calls_waiting_on_a_blocked_redis_finish() {
 async fn sigint_on_an_idle_server_exits_0() {
     let redis = RedisServer::start().await;
     let config = TestConfig::new(&redis, vec![ChatServerEntry::new("chat1", 8090)]);
-    let mut server = StatusServer::start(&config).await;
+    let mut server = ServerProcess::start(&config).await;
     server.signal("INT");
     assert_eq!(server.wait_exit().await.code(), Some(0));
     let log = server.drain_log().await.join("\n");
@@ -215,7 +213,7 @@ async fn whole_login_flow_with_stand_in_chat_servers() {
     let (port1, port2) = (free_port(), free_port());
     let mut config = TestConfig::new(&redis, chat_servers(&[("chat1", port1), ("chat2", port2)]));
     config.probe_interval_ms = 100;
-    let mut server = StatusServer::start(&config).await;
+    let mut server = ServerProcess::start(&config).await;
     let mut chat1 = StandInChatServer::start("chat1", port1, &redis, Some(server.addr));
     let _chat2 = StandInChatServer::start("chat2", port2, &redis, Some(server.addr));
     let mut client = server.client().await;

@@ -1,14 +1,12 @@
 //! What operators use: /metrics, /healthz, gRPC health, reflection and the
 //! Admin API, against a real server and Redis.
 
-mod common;
-
 use std::collections::HashMap;
 
-use common::*;
 use status_server::admin_proto::admin_client::AdminClient;
 use status_server::admin_proto::{ListServersReq, ListServersRsp, ReloadReq, ReloadRsp};
 use status_server::proto::GetChatServerReq;
+use testkit::*;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -63,12 +61,23 @@ async fn check(health: &mut HealthClient<Channel>, service: &str) -> ServingStat
     ServingStatus::try_from(status).unwrap_or_else(|_| panic!("unknown serving status {status}"))
 }
 
-async fn started() -> (RedisServer, StatusServer) {
+/// A Redis where chat1 (count 0) and chat2 (count 7) are alive, and the config for both.
+async fn two_alive_servers() -> (RedisServer, TestConfig) {
     let redis = RedisServer::start().await;
     set_loads(&redis, &[("chat1", "0"), ("chat2", "7")]).await;
     let config = TestConfig::new(&redis, chat_servers(&[("chat1", 8001), ("chat2", 8002)]));
-    let server = StatusServer::start(&config).await;
-    (redis, server)
+    (redis, config)
+}
+
+async fn started() -> (RedisServer, TestServer) {
+    let (redis, config) = two_alive_servers().await;
+    (redis, TestServer::start(&config).await)
+}
+
+/// As a process, for tests that read its log.
+async fn started_process() -> (RedisServer, ServerProcess) {
+    let (redis, config) = two_alive_servers().await;
+    (redis, ServerProcess::start(&config).await)
 }
 
 #[tokio::test]
@@ -110,7 +119,7 @@ async fn metrics_parse_and_count_each_call() {
 
 #[tokio::test]
 async fn healthz_and_grpc_health_follow_redis() {
-    let (mut redis, mut server) = started().await;
+    let (mut redis, mut server) = started_process().await;
     let port = redis.port;
     let mut health = HealthClient::new(server.channel().await);
 
@@ -150,7 +159,7 @@ async fn healthz_and_grpc_health_follow_redis() {
 
 #[tokio::test]
 async fn health_watch_sees_not_serving_at_drain_and_does_not_hold_shutdown() {
-    let (_redis, mut server) = started().await;
+    let (_redis, server) = started().await;
     let mut health = HealthClient::new(server.channel().await);
     let mut watch = health
         .watch(HealthCheckRequest {
@@ -162,16 +171,18 @@ async fn health_watch_sees_not_serving_at_drain_and_does_not_hold_shutdown() {
     let first = watch.message().await.expect("stream").expect("a status");
     assert_eq!(first.status, ServingStatus::Serving as i32);
 
-    server.signal("TERM");
+    // What SIGTERM asks for; the signal itself is tested in process.rs.
+    let stopped = tokio::spawn(server.stop());
     let next = watch
         .message()
         .await
         .expect("stream")
         .expect("a status at drain");
     assert_eq!(next.status, ServingStatus::NotServing as i32);
+    let exit = stopped.await.expect("stop task").expect("the server ran");
     assert_eq!(
-        server.wait_exit().await.code(),
-        Some(0),
+        exit,
+        status_server::server::Exit::Drained,
         "the Watch stream ended, drain finished"
     );
 }
@@ -235,7 +246,7 @@ async fn reload(admin: &mut AdminClient<Channel>) -> ReloadRsp {
 
 #[tokio::test]
 async fn admin_lists_servers_and_reloads() {
-    let (redis, mut server) = started().await;
+    let (redis, mut server) = started_process().await;
     let mut admin = AdminClient::connect(format!("http://{}", server.addr))
         .await
         .expect("connect");

@@ -1,11 +1,9 @@
 //! Faults injected for real: Redis stops and comes back, a ChatServer stops
 //! accepting, SIGTERM under continuous load.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use testkit::*;
 use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,7 +13,7 @@ async fn redis_outage_fails_fast_logs_once_and_recovers_by_itself() {
     set_loads(&redis, &[("chat1", "0")]).await;
     let mut config = TestConfig::new(&redis, vec![ChatServerEntry::new("chat1", 8090)]);
     config.command_timeout_ms = 300;
-    let mut server = StatusServer::start(&config).await;
+    let mut server = ServerProcess::start(&config).await;
     let mut client = server.client().await;
     placed_port(&mut client, 1)
         .await
@@ -82,7 +80,7 @@ async fn chat_server_that_stops_accepting_is_skipped_until_it_accepts_again() {
         chat_servers(&[("busy", busy_port), ("quiet", quiet_port)]),
     );
     config.probe_interval_ms = 100;
-    let mut server = StatusServer::start(&config).await;
+    let mut server = ServerProcess::start(&config).await;
     let mut client = server.client().await;
     assert_eq!(
         placed_port(&mut client, 1).await.expect("placed"),
@@ -115,7 +113,7 @@ async fn sigterm_under_load_loses_no_accepted_request() {
     let redis = RedisServer::start().await;
     set_loads(&redis, &[("chat1", "0")]).await;
     let config = TestConfig::new(&redis, vec![ChatServerEntry::new("chat1", 8090)]);
-    let mut server = StatusServer::start(&config).await;
+    let mut server = ServerProcess::start(&config).await;
     let client = server.client().await;
 
     let load = LoadWorkers::start(client, 16, 1_000_000);

@@ -1,10 +1,8 @@
 //! Login against a real Redis, through a tonic client (CONTRACT §3).
 
-mod common;
-
-use common::*;
 use status_server::proto::status_service_client::StatusServiceClient;
 use status_server::proto::{GetChatServerReq, LoginReq, LoginRsp};
+use testkit::*;
 use tonic::Code;
 use tonic::transport::Channel;
 

@@ -4,9 +4,7 @@
 //! field numbers, types) and sent to the full method paths, so a change to
 //! `proto/message.proto` that deployed clients would notice fails here.
 
-mod common;
-
-use common::*;
+use testkit::*;
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::Channel;
 use tonic_prost::ProstCodec;
@@ -74,7 +72,7 @@ async fn replies_decode_with_the_contract_field_numbers() {
     let redis = RedisServer::start().await;
     set_loads(&redis, &[("chat1", "0")]).await;
     let config = TestConfig::new(&redis, vec![ChatServerEntry::new("chat1", 8090)]);
-    let server = StatusServer::start(&config).await;
+    let server = TestServer::start(&config).await;
 
     let placed: GetChatServerRsp = unary(
         server.addr,
@@ -116,7 +114,7 @@ async fn replies_decode_with_the_contract_field_numbers() {
 
 #[test]
 fn proto_file_declares_the_contract_names() {
-    let proto = include_str!("../proto/message.proto");
+    let proto = include_str!("../../proto/message.proto");
     for needle in [
         "syntax = \"proto3\";",
         "package message;",

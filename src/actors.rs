@@ -1,0 +1,149 @@
+//! Starting, reconfiguring and stopping the actors, in the order that keeps
+//! every message answered.
+//!
+//! The `TokenActor` starts first (the registry sends it token writes), then
+//! the `ServerRegistry`, then the `LoadPoller` (which feeds the registry).
+//! They stop in the reverse order: nothing feeds the registry once the
+//! poller is gone, and nothing asks for tokens once the registry is. A
+//! reload re-reads the config file and hands each actor its part; the
+//! listening addresses need a restart (see [`crate::reload`]).
+
+use std::path::Path;
+
+use actix::{Actor, Addr};
+use redis::aio::ConnectionManager;
+use status_actors::Shutdown;
+use status_actors::load_poller::{self, LoadPoller, PollSettings, Refresh};
+use status_actors::redis_link;
+use status_actors::server_registry::{ServerRegistry, UpdateServers};
+use status_actors::token_actor::{self, TokenActor, TokenSettings};
+
+use crate::config::Settings;
+use crate::reload::{ReloadOutcome, needs_new_connection, plan_reload};
+
+/// Addresses of the running actors.
+pub struct Actors {
+    pub poller: Addr<LoadPoller>,
+    pub registry: Addr<ServerRegistry>,
+    pub tokens: Addr<TokenActor>,
+}
+
+fn token_settings(settings: &Settings) -> TokenSettings {
+    TokenSettings {
+        prefix: settings.redis.token_prefix.clone(),
+        ttl_secs: settings.redis.token_ttl_secs,
+        command_timeout: settings.redis.command_timeout,
+    }
+}
+
+fn poll_settings(settings: &Settings) -> PollSettings {
+    PollSettings {
+        servers: settings.chat_servers.clone(),
+        login_count_key: settings.redis.login_count_key.clone(),
+        poll_interval: settings.balancer.poll_interval,
+        probe_interval: settings.balancer.probe_interval,
+        command_timeout: settings.redis.command_timeout,
+    }
+}
+
+fn connect_redis(settings: &Settings) -> Result<ConnectionManager, redis::RedisError> {
+    redis_link::connect(&settings.redis.url, settings.redis.command_timeout)
+}
+
+impl Actors {
+    /// Starts the actors; must run inside the actix System (actors start on
+    /// its thread). The Redis connection opens lazily, so Redis may be down.
+    pub fn start(settings: &Settings) -> Result<Actors, redis::RedisError> {
+        let conn = connect_redis(settings)?;
+        let tokens = TokenActor::new(conn.clone(), token_settings(settings)).start();
+        let probing = settings.balancer.probe_interval.is_some();
+        let registry =
+            ServerRegistry::new(settings.chat_servers.clone(), tokens.clone(), probing).start();
+        let poller = LoadPoller::new(conn, registry.clone(), poll_settings(settings)).start();
+        Ok(Actors {
+            poller,
+            registry,
+            tokens,
+        })
+    }
+
+    /// Polls and probes once, right now, and restarts the periodic chain;
+    /// each bounded by its timeout.
+    pub async fn refresh(&self) {
+        // An error means the poller stopped: only during shutdown.
+        let _ = self.poller.send(Refresh).await;
+    }
+
+    /// Applies reloaded settings. The registry learns the new map before the
+    /// poller reads loads for it; requests in flight finish as they started.
+    async fn reconfigure(&self, settings: &Settings, conn: Option<ConnectionManager>) {
+        // Errors mean an actor stopped: only during shutdown, nothing to apply.
+        let _ = self
+            .tokens
+            .send(token_actor::Reconfigure {
+                settings: token_settings(settings),
+                conn: conn.clone(),
+            })
+            .await;
+        let _ = self
+            .registry
+            .send(UpdateServers {
+                servers: settings.chat_servers.clone(),
+                probing: settings.balancer.probe_interval.is_some(),
+            })
+            .await;
+        let _ = self
+            .poller
+            .send(load_poller::Reconfigure {
+                settings: poll_settings(settings),
+                conn,
+            })
+            .await;
+    }
+
+    /// Re-reads `path` and applies what can be applied live to `running`;
+    /// a bad file keeps the running config.
+    pub async fn reload(&self, path: &Path, running: &mut Settings) -> ReloadOutcome {
+        let not_applied = |why: String| {
+            log::error!("reload failed, keeping the running config: {why}");
+            ReloadOutcome {
+                applied: false,
+                message: why,
+                restart_needed: Vec::new(),
+            }
+        };
+        let loaded = match Settings::load(path) {
+            Ok(loaded) => loaded,
+            Err(err) => return not_applied(err.to_string()),
+        };
+        let (loaded, restart_needed) = plan_reload(running, loaded);
+        for key in &restart_needed {
+            log::warn!("reload: {key} changed; restart to apply it, keeping the running value");
+        }
+        let conn = if needs_new_connection(running, &loaded) {
+            match connect_redis(&loaded) {
+                Ok(conn) => Some(conn),
+                Err(err) => return not_applied(format!("redis: {err}")),
+            }
+        } else {
+            None
+        };
+        self.reconfigure(&loaded, conn).await;
+        *running = loaded;
+        let message = format!("config reloaded from {}", path.display());
+        log::info!("{message}");
+        ReloadOutcome {
+            applied: true,
+            message,
+            restart_needed,
+        }
+    }
+
+    /// Stops the actors in dependency order, each once its mailbox is done.
+    pub async fn stop(self) {
+        // An error means the actor already stopped, which is what we want.
+        let _ = self.poller.send(Shutdown).await;
+        let _ = self.registry.send(Shutdown).await;
+        let _ = self.tokens.send(Shutdown).await;
+    }
+}

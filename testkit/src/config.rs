@@ -1,0 +1,88 @@
+//! Configs for tests: gRPC and metrics on port 0, probing off, fast polls,
+//! written to a temporary file the server can re-read.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::RedisServer;
+
+/// One `[[chat_servers]]` entry for a test config.
+pub struct ChatServerEntry {
+    pub name: String,
+    pub port: u16,
+}
+
+impl ChatServerEntry {
+    pub fn new(name: &str, port: u16) -> Self {
+        ChatServerEntry {
+            name: name.to_string(),
+            port,
+        }
+    }
+}
+
+/// `[[chat_servers]]` entries from `(name, port)` pairs, so a test's list of
+/// servers reads as one line.
+pub fn chat_servers(servers: &[(&str, u16)]) -> Vec<ChatServerEntry> {
+    servers
+        .iter()
+        .map(|&(name, port)| ChatServerEntry::new(name, port))
+        .collect()
+}
+
+/// A config for tests: gRPC on an ephemeral port, probing off, fast polls.
+pub struct TestConfig {
+    pub redis_url: String,
+    pub servers: Vec<ChatServerEntry>,
+    pub poll_interval_ms: u64,
+    pub probe_interval_ms: u64,
+    pub command_timeout_ms: u64,
+    pub token_ttl_secs: u64,
+    pub shutdown_grace_ms: u64,
+}
+
+impl TestConfig {
+    pub fn new(redis: &RedisServer, servers: Vec<ChatServerEntry>) -> Self {
+        TestConfig {
+            redis_url: redis.url(),
+            servers,
+            poll_interval_ms: 100,
+            probe_interval_ms: 0,
+            command_timeout_ms: 1000,
+            token_ttl_secs: 86400,
+            shutdown_grace_ms: 10000,
+        }
+    }
+
+    pub fn to_toml(&self) -> String {
+        let mut toml = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\nshutdown_grace_ms = {}\n\n\
+             [redis]\nurl = \"{}\"\ntoken_ttl_secs = {}\ncommand_timeout_ms = {}\n\n\
+             [balancer]\npoll_interval_ms = {}\nprobe_interval_ms = {}\n",
+            self.shutdown_grace_ms,
+            self.redis_url,
+            self.token_ttl_secs,
+            self.command_timeout_ms,
+            self.poll_interval_ms,
+            self.probe_interval_ms,
+        );
+        for server in &self.servers {
+            toml.push_str(&format!(
+                "\n[[chat_servers]]\nname = \"{}\"\nhost = \"127.0.0.1\"\nport = {}\n",
+                server.name, server.port
+            ));
+        }
+        toml
+    }
+}
+
+/// Writes `text` into a fresh temporary file and returns both (the file
+/// disappears when the `TempDir` drops).
+pub fn write_config(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("creating a temporary directory");
+    let path = dir.path().join("status.toml");
+    std::fs::File::create(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .expect("writing the test config");
+    (dir, path)
+}

@@ -1,0 +1,106 @@
+//! Test harness shared by the workspace's integration tests: a real
+//! `redis-server` on a free port ([`RedisServer`]), status-server run
+//! in-process on port 0 ([`TestServer`]) or as the binary
+//! ([`ServerProcess`], for what only a process shows: signals, exit codes,
+//! stderr), stand-in ChatServers, and load generators.
+//!
+//! Every process and server is stopped when its handle drops, so a failing
+//! test leaves nothing behind. Waits are on events (a log line, a port
+//! answering, a reply) with a deadline, never fixed sleeps.
+
+mod chat;
+mod config;
+mod in_process;
+mod load;
+mod process;
+mod redis_server;
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+pub use chat::{StandInChatServer, chatserver_binary};
+pub use config::{ChatServerEntry, TestConfig, chat_servers, write_config};
+pub use in_process::TestServer;
+pub use load::{LoadOutcome, LoadWorkers, placed_port};
+pub use process::{ServerProcess, run_binary_to_exit, run_to_exit, server_binary};
+pub use redis_server::{RedisServer, parse_commandstats, set_loads};
+
+use status_server::proto::status_service_client::StatusServiceClient;
+use tonic::transport::Channel;
+
+/// Upper bound for anything the harness waits on.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A port nobody listens on right now (the OS picked it; we released it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("binding an ephemeral port on 127.0.0.1")
+        .port()
+}
+
+/// Polls `check` until it returns `Some` or `WAIT` passes.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A connected channel to a gRPC address, for any client.
+pub async fn channel_to(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("a valid URI")
+        .connect()
+        .await
+        .expect("connecting to status-server")
+}
+
+/// A `message.StatusService` client of a gRPC address.
+pub async fn client_of(addr: SocketAddr) -> StatusServiceClient<Channel> {
+    StatusServiceClient::new(channel_to(addr).await)
+}
+
+/// `GET path` on an HTTP/1.1 address: (status code, body).
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connecting to the metrics listener");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("sending the request");
+    let mut response = String::new();
+    tokio::time::timeout(WAIT, stream.read_to_string(&mut response))
+        .await
+        .expect("the response came in time")
+        .expect("reading the response");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+    (status, body.to_string())
+}
+
+/// The most common set-up: a Redis where "chat1" (port 8090) is alive with
+/// count 0, and a server (in-process) configured with just that chat server.
+pub async fn server_with_one_chat_server() -> (RedisServer, TestServer) {
+    let redis = RedisServer::start().await;
+    set_loads(&redis, &[("chat1", "0")]).await;
+    let config = TestConfig::new(&redis, vec![ChatServerEntry::new("chat1", 8090)]);
+    let server = TestServer::start(&config).await;
+    (redis, server)
+}

@@ -1,0 +1,15 @@
+//! The integration tests: one binary, one module per area. Each test starts
+//! its own `redis-server` on a free port and, in most areas, status-server
+//! in-process on port 0 (`testkit::TestServer`); `process` and the tests
+//! that read log lines, send signals or check exit codes run the binary
+//! (`testkit::ServerProcess`).
+
+mod config_properties;
+mod faults;
+mod get_chat_server;
+mod hostile_input;
+mod login;
+mod operability;
+mod process;
+mod reload;
+mod wire;
