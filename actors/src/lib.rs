@@ -7,12 +7,16 @@
 //! - [`LoadPoller`](load_poller::LoadPoller) reads the ChatServers' load hash
 //!   and probes them, and tells the registry.
 //!
+//! The token store and the polls each notice Redis outages the same way
+//! ([`outage`]).
+//!
 //! All balancing state lives inside these actors; nothing is shared behind a
 //! lock. Each actor stops on [`Shutdown`].
 
 pub mod balance;
 pub mod chat_server;
 pub mod load_poller;
+pub mod outage;
 pub mod redis_link;
 pub mod server_registry;
 pub mod token;
