@@ -1,7 +1,7 @@
 //! The actors of status-server and the pure rules they apply.
 //!
 //! - [`ServerRegistry`](server_registry::ServerRegistry) owns the ChatServer
-//!   map and chooses where each user goes ([`balance`]).
+//!   map ([`server_table`]) and chooses where each user goes ([`balance`]).
 //! - [`TokenActor`](token_actor::TokenActor) owns the token side of Redis:
 //!   mints, stores and checks login tokens ([`token`]).
 //! - [`LoadPoller`](load_poller::LoadPoller) reads the ChatServers' load hash
@@ -19,6 +19,7 @@ pub mod load_poller;
 pub mod outage;
 pub mod redis_link;
 pub mod server_registry;
+pub mod server_table;
 pub mod token;
 pub mod token_actor;
 
