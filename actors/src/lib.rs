@@ -1,11 +1,14 @@
 //! The actors of status-server and the pure rules they apply.
 //!
 //! - [`ServerRegistry`](server_registry::ServerRegistry) owns the ChatServer
-//!   map and chooses where each user goes ([`balance`]).
+//!   map ([`server_table`]) and chooses where each user goes ([`balance`]).
 //! - [`TokenActor`](token_actor::TokenActor) owns the token side of Redis:
 //!   mints, stores and checks login tokens ([`token`]).
 //! - [`LoadPoller`](load_poller::LoadPoller) reads the ChatServers' load hash
 //!   and probes them, and tells the registry.
+//!
+//! The token store and the polls each notice Redis outages the same way
+//! ([`outage`]).
 //!
 //! All balancing state lives inside these actors; nothing is shared behind a
 //! lock. Each actor stops on [`Shutdown`].
@@ -13,8 +16,10 @@
 pub mod balance;
 pub mod chat_server;
 pub mod load_poller;
+pub mod outage;
 pub mod redis_link;
 pub mod server_registry;
+pub mod server_table;
 pub mod token;
 pub mod token_actor;
 

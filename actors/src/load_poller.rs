@@ -5,8 +5,9 @@
 //! generation so a reload can replace the chain without doubling it:
 //! - `Poll` reads the load hash with one `HMGET` of the configured names every
 //!   `poll_interval` and reports the fields to the registry. A failed poll
-//!   reports nothing, so the registry keeps the last known counts; the log says
-//!   so once per outage, with the age of those counts, and once on recovery.
+//!   reports its error instead, so the registry keeps the last known counts;
+//!   the registry also tracks the polls' health, and logs an outage once when
+//!   it starts (with the age of those counts) and once when it ends.
 //! - `Probe` opens a TCP connection to every server in parallel every
 //!   `probe_interval` (when probing is on) and reports who accepted.
 //!
@@ -14,7 +15,7 @@
 //! itself and awaits it, so the gRPC port opens with fresh data.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use futures_util::future::join_all;
@@ -46,10 +47,6 @@ pub struct LoadPoller {
     conn: ConnectionManager,
     registry: Addr<ServerRegistry>,
     settings: PollSettings,
-    /// When a poll last succeeded.
-    last_success: Option<Instant>,
-    /// Whether the last poll failed, so an outage is logged once.
-    failing: bool,
     /// Chain of periodic polls and probes currently in charge; a `Refresh`
     /// starts a new one so that a reload never leaves two chains running.
     generation: u64,
@@ -65,34 +62,8 @@ impl LoadPoller {
             conn,
             registry,
             settings,
-            last_success: None,
-            failing: false,
             generation: 0,
         }
-    }
-
-    fn note_poll_failure(&mut self, err: &dyn std::fmt::Display) {
-        if self.failing {
-            return;
-        }
-        self.failing = true;
-        match self.last_success {
-            Some(at) => log::error!(
-                "load poll failed ({err}); keeping the counts read {:.1} s ago until Redis answers",
-                at.elapsed().as_secs_f64()
-            ),
-            None => log::error!(
-                "load poll failed ({err}); no counts yet, so GetChatServer answers UNAVAILABLE until Redis answers"
-            ),
-        }
-    }
-
-    fn note_poll_success(&mut self) {
-        if self.failing {
-            self.failing = false;
-            log::info!("load poll succeeds again");
-        }
-        self.last_success = Some(Instant::now());
     }
 }
 
@@ -120,28 +91,20 @@ impl LoadPoller {
     }
 
     /// Turns a read into a report (`Err(PollFailed)` on failure: the registry
-    /// keeps the last counts) and logs outages once.
+    /// keeps the last counts).
     fn load_report(
-        &mut self,
+        &self,
         read: Result<Vec<Option<Vec<u8>>>, RedisFailure>,
     ) -> Result<LoadReport, PollFailed> {
-        match read {
-            Ok(values) => {
-                self.note_poll_success();
-                let fields = self
-                    .settings
-                    .servers
-                    .iter()
-                    .zip(values)
-                    .map(|(server, raw)| (server.name.clone(), parse_load_field(raw.as_deref())))
-                    .collect();
-                Ok(LoadReport { fields })
-            }
-            Err(err) => {
-                self.note_poll_failure(&err);
-                Err(PollFailed)
-            }
-        }
+        let values = read.map_err(|error| PollFailed { error })?;
+        let fields = self
+            .settings
+            .servers
+            .iter()
+            .zip(values)
+            .map(|(server, raw)| (server.name.clone(), parse_load_field(raw.as_deref())))
+            .collect();
+        Ok(LoadReport { fields })
     }
 
     /// Probes every server in parallel; `None` when probing is off.

@@ -31,6 +31,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::oneshot;
 
 use crate::Shutdown;
+use crate::outage::OutageTracker;
 use crate::redis_link::{RedisFailure, with_deadline};
 use crate::token::{LoginCheck, check_stored_token, mint_token, reject_login_input};
 
@@ -139,10 +140,9 @@ pub struct TokenActor {
     conn: ConnectionManager,
     settings: Rc<TokenSettings>,
     batch: Batch,
-    /// Whether the last batch failed, so an outage is logged once, not once
-    /// per request.
-    failing: bool,
-    stats: TokenStats,
+    /// Outcomes of the batches, so an outage is logged once, not once per
+    /// request, and errors are counted for the metrics.
+    outage: OutageTracker,
 }
 
 impl TokenActor {
@@ -151,8 +151,7 @@ impl TokenActor {
             conn,
             settings: Rc::new(settings),
             batch: Batch::default(),
-            failing: false,
-            stats: TokenStats::default(),
+            outage: OutageTracker::default(),
         }
     }
 
@@ -230,7 +229,7 @@ impl TokenActor {
             }
             Some(err) => {
                 // Some commands failed, Redis itself answers: not an outage.
-                self.stats.command_errors += failed as u64;
+                self.outage.count_errors(failed as u64);
                 log::warn!("token store: {failed} of {count} commands failed: {err}");
                 self.note_recovery();
             }
@@ -240,18 +239,14 @@ impl TokenActor {
 
     /// Counts failures and logs the start of an outage once.
     fn note_failure(&mut self, failed: usize, failure: &RedisFailure) {
-        self.stats.command_errors += failed as u64;
-        if !self.failing {
-            self.failing = true;
+        if self.outage.record_failure(failed as u64) {
             log::error!("token store: {failure}; answering UNAVAILABLE until Redis answers");
         }
     }
 
     /// Logs the end of an outage once.
     fn note_recovery(&mut self) {
-        if self.failing {
-            self.failing = false;
-            self.stats.recoveries += 1;
+        if self.outage.record_success() {
             log::info!("token store: Redis answers again");
         }
     }
@@ -424,7 +419,10 @@ impl Handler<GetTokenStats> for TokenActor {
     type Result = TokenStats;
 
     fn handle(&mut self, _msg: GetTokenStats, _ctx: &mut Self::Context) -> TokenStats {
-        self.stats
+        TokenStats {
+            command_errors: self.outage.errors(),
+            recoveries: self.outage.recoveries(),
+        }
     }
 }
 

@@ -1,8 +1,9 @@
-//! Property tests of the pure rules behind Login and GetChatServer: the fuzzing of issue 3
+//! Property tests of the pure rules behind Login (token input and comparison, what the log
+//! shows of a token) and GetChatServer (reading the load hash, choosing a server): fuzzing
 //! that runs with every `cargo test` (`fuzz/` holds the cargo-fuzz targets of the same checks).
 //!
 //! The default is 256 cases per property; `PROPTEST_CASES=100000 cargo test -p status-actors
-//! --test properties` runs longer.
+//! --test login_and_balancing_properties` runs longer.
 
 use proptest::prelude::*;
 use status_actors::balance::{LoadField, ServerLoad, choose_server, parse_load_field};

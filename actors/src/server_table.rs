@@ -1,0 +1,666 @@
+//! `ServerTable`: the balancing state of the `ServerRegistry`, as a plain type.
+//!
+//! Per configured ChatServer it keeps the load the last poll read, the last
+//! probe result, the assignments this instance made since that poll and the
+//! placements in flight (token not stored yet); beside them, how the polls
+//! of the load hash fare. Every change of that state is a method here —
+//! placing a user, settling a placement, applying a poll or probe report,
+//! merging a config reload — so unit tests drive each one without actors,
+//! Redis or sockets; the registry actor only feeds it its messages. Times
+//! come in as arguments, so the table never reads a clock either.
+//!
+//! A placement holds an in-flight count on its server while the token is
+//! written, so concurrent requests already spread; once the token is stored
+//! it counts as an assignment, and if the write fails it is just released.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::balance::{LoadField, ServerLoad, choose_server};
+use crate::chat_server::ChatServer;
+use crate::outage::OutageTracker;
+use crate::redis_link::RedisFailure;
+
+/// One configured server and what the table knows about it.
+#[derive(Debug)]
+struct ServerEntry {
+    server: Arc<ChatServer>,
+    load: ServerLoad,
+    /// The field as the last poll read it; `None` before the first poll.
+    field: Option<LoadField>,
+    /// When the last probe result arrived; `None` before the first.
+    last_probe: Option<SystemTime>,
+}
+
+impl ServerEntry {
+    /// A server not seen by any poll or probe yet.
+    fn new(server: ChatServer, probing: bool) -> ServerEntry {
+        ServerEntry {
+            server: Arc::new(server),
+            load: ServerLoad {
+                reachable: !probing,
+                ..ServerLoad::default()
+            },
+            field: None,
+            last_probe: None,
+        }
+    }
+
+    fn snapshot(&self) -> ServerSnapshot {
+        ServerSnapshot {
+            server: Arc::clone(&self.server),
+            load: self.load.clone(),
+            field: self.field.clone(),
+            alive: self.load.effective_load().is_some(),
+            last_probe: self.last_probe,
+        }
+    }
+}
+
+impl AsRef<ServerLoad> for ServerEntry {
+    fn as_ref(&self) -> &ServerLoad {
+        &self.load
+    }
+}
+
+/// Why no placement was made.
+#[derive(Debug)]
+pub enum PlacementError {
+    /// `uid <= 0`: a business error, answered without touching Redis.
+    InvalidUid,
+    /// No poll has succeeded yet (Redis unreachable since start-up).
+    NoLoadData,
+    /// Every configured server is not alive; one reason per server.
+    NoServerAlive(Vec<String>),
+    /// The token could not be stored (or the token actor stopped).
+    Token(RedisFailure),
+}
+
+impl fmt::Display for PlacementError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlacementError::InvalidUid => write!(f, "uid must be positive"),
+            PlacementError::NoLoadData => write!(
+                f,
+                "no chat server is alive: the load hash has not been read yet (is Redis reachable?)"
+            ),
+            PlacementError::NoServerAlive(reasons) => {
+                write!(f, "no chat server is alive ({})", reasons.join("; "))
+            }
+            PlacementError::Token(failure) => write!(f, "cannot store the login token: {failure}"),
+        }
+    }
+}
+
+impl std::error::Error for PlacementError {}
+
+/// One server as the registry sees it (for operators: admin API, metrics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSnapshot {
+    pub server: Arc<ChatServer>,
+    pub load: ServerLoad,
+    /// The field as the last poll read it; `None` before the first poll.
+    pub field: Option<LoadField>,
+    pub alive: bool,
+    pub last_probe: Option<SystemTime>,
+}
+
+/// The whole balancing state at one instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrySnapshot {
+    pub servers: Vec<ServerSnapshot>,
+    pub probing: bool,
+    /// Whether the most recent poll succeeded.
+    pub redis_ok: bool,
+    pub last_poll: Option<SystemTime>,
+    /// Failed polls since start.
+    pub poll_failures: u64,
+    /// Runs of failed polls that ended with a successful one.
+    pub poll_recoveries: u64,
+}
+
+impl RegistrySnapshot {
+    pub fn alive_count(&self) -> usize {
+        self.servers.iter().filter(|s| s.alive).count()
+    }
+}
+
+/// The configured servers, their loads, and how the polls fare.
+#[derive(Debug)]
+pub struct ServerTable {
+    servers: Vec<ServerEntry>,
+    /// Whether probe reports count; without probing every server is reachable.
+    probing: bool,
+    /// When a poll last succeeded; `None` until the first one did.
+    last_poll: Option<SystemTime>,
+    /// Outcomes of the polls: health, the outage log lines, metrics.
+    polls: OutageTracker,
+    /// Where the next tie-break starts, so equal servers take turns.
+    next_start: usize,
+}
+
+impl ServerTable {
+    /// `probing`: whether probe reports will arrive; without probing every
+    /// server counts as reachable.
+    pub fn new(servers: Vec<ChatServer>, probing: bool) -> ServerTable {
+        ServerTable {
+            servers: servers
+                .into_iter()
+                .map(|server| ServerEntry::new(server, probing))
+                .collect(),
+            probing,
+            last_poll: None,
+            polls: OutageTracker::default(),
+            next_start: 0,
+        }
+    }
+
+    fn entry_mut(&mut self, name: &str) -> Option<&mut ServerEntry> {
+        self.servers
+            .iter_mut()
+            .find(|entry| entry.server.name == name)
+    }
+
+    /// Chooses the least-loaded alive server for `uid` and counts the
+    /// placement in flight there until [`settle`](Self::settle).
+    pub fn place(&mut self, uid: i32) -> Result<Arc<ChatServer>, PlacementError> {
+        if uid <= 0 {
+            return Err(PlacementError::InvalidUid);
+        }
+        let Some(index) = choose_server(&self.servers, self.next_start) else {
+            return Err(self.unavailable_reason());
+        };
+        self.next_start = index + 1;
+        let entry = &mut self.servers[index];
+        log::debug!(
+            "uid {} -> {} (load {}: polled {} + {} assigned + {} in flight)",
+            uid,
+            entry.server.name,
+            entry.load.effective_load().unwrap_or_default(),
+            entry.load.polled.unwrap_or_default(),
+            entry.load.assigned_since_poll,
+            entry.load.in_flight,
+        );
+        entry.load.in_flight += 1;
+        Ok(Arc::clone(&entry.server))
+    }
+
+    /// Why no server can be chosen, for the UNAVAILABLE message.
+    fn unavailable_reason(&self) -> PlacementError {
+        if self.last_poll.is_none() {
+            return PlacementError::NoLoadData;
+        }
+        let reasons = self
+            .servers
+            .iter()
+            .map(|entry| {
+                let why = match entry.field {
+                    Some(LoadField::Count(_)) => "does not accept TCP connections",
+                    Some(LoadField::Invalid(_)) => "its load field is not a count",
+                    Some(LoadField::Missing) | None => "not in the load hash",
+                };
+                format!("{}: {why}", entry.server.name)
+            })
+            .collect();
+        PlacementError::NoServerAlive(reasons)
+    }
+
+    /// The token write of a placement on server `name` finished: `stored`
+    /// turns the placement into an assignment, otherwise it is just released.
+    pub fn settle(&mut self, name: &str, stored: bool) {
+        // The server may have left the table meanwhile; then nothing to count.
+        if let Some(entry) = self.entry_mut(name) {
+            entry.load.in_flight = entry.load.in_flight.saturating_sub(1);
+            if stored {
+                entry.load.assigned_since_poll += 1;
+            }
+        }
+    }
+
+    /// Applies a successful poll read at `now`: one field per server. The
+    /// new counts replace the assignments made since the previous poll.
+    pub fn apply_loads(&mut self, fields: Vec<(String, LoadField)>, now: SystemTime) {
+        if self.polls.record_success() {
+            log::info!("load poll succeeds again");
+        }
+        for (name, field) in fields {
+            let Some(entry) = self.entry_mut(&name) else {
+                continue;
+            };
+            let changed = entry.field.as_ref().map(std::mem::discriminant)
+                != Some(std::mem::discriminant(&field));
+            // Log changes only: a bad field would otherwise warn every poll.
+            if changed {
+                match &field {
+                    LoadField::Count(count) => {
+                        log::info!("{name}: alive in the load hash (count {count})")
+                    }
+                    LoadField::Missing => {
+                        log::warn!(
+                            "{name}: no field in the load hash (not running?); not choosing it"
+                        )
+                    }
+                    LoadField::Invalid(raw) => {
+                        log::warn!("{name}: load field holds {raw:?}, not a count; not choosing it")
+                    }
+                }
+            }
+            entry.load.polled = match &field {
+                LoadField::Count(count) => Some(*count),
+                LoadField::Missing | LoadField::Invalid(_) => None,
+            };
+            entry.field = Some(field);
+            entry.load.assigned_since_poll = 0;
+        }
+        self.last_poll = Some(now);
+    }
+
+    /// A poll failed at `now`: the counts stay as the last poll read them,
+    /// but Redis no longer counts as answering.
+    pub fn record_poll_failure(&mut self, error: &RedisFailure, now: SystemTime) {
+        if !self.polls.record_failure(1) {
+            return;
+        }
+        match self.last_poll {
+            Some(at) => log::error!(
+                "load poll failed ({error}); keeping the counts read {:.1} s ago until Redis answers",
+                now.duration_since(at)
+                    .unwrap_or(Duration::ZERO)
+                    .as_secs_f64()
+            ),
+            None => log::error!(
+                "load poll failed ({error}); no counts yet, so GetChatServer answers UNAVAILABLE until Redis answers"
+            ),
+        }
+    }
+
+    /// Applies one round of TCP probes that ended at `now`: server name and
+    /// whether it accepted. Ignored while probing is off (a round started
+    /// before a reload turned it off).
+    pub fn apply_probes(&mut self, reachable: Vec<(String, bool)>, now: SystemTime) {
+        if !self.probing {
+            return;
+        }
+        for (name, reachable) in reachable {
+            let Some(entry) = self.entry_mut(&name) else {
+                continue;
+            };
+            if entry.load.reachable != reachable {
+                if reachable {
+                    log::info!("{name}: accepts TCP connections");
+                } else {
+                    let addr = format!("{}:{}", entry.server.host, entry.server.port);
+                    log::warn!("{name}: {addr} does not accept TCP connections; not choosing it");
+                }
+            }
+            entry.load.reachable = reachable;
+            entry.last_probe = Some(now);
+        }
+    }
+
+    /// Replaces the configured servers (config reload). Servers that keep
+    /// their name keep their counts and in-flight placements; a server whose
+    /// address changed, or any server when probing was just turned on, waits
+    /// for its next probe.
+    pub fn replace_servers(&mut self, servers: Vec<ChatServer>, probing: bool) {
+        let mut old = std::mem::take(&mut self.servers);
+        let was_probing = std::mem::replace(&mut self.probing, probing);
+        for server in servers {
+            let kept = old
+                .iter()
+                .position(|entry| entry.server.name == server.name)
+                .map(|i| old.swap_remove(i));
+            let entry = match kept {
+                Some(mut entry) => {
+                    let moved =
+                        entry.server.host != server.host || entry.server.port != server.port;
+                    if moved {
+                        log::info!(
+                            "{}: moved from {}:{} to {}:{}",
+                            server.name,
+                            entry.server.host,
+                            entry.server.port,
+                            server.host,
+                            server.port
+                        );
+                        entry.server = Arc::new(server);
+                    }
+                    if !probing {
+                        entry.load.reachable = true;
+                    } else if moved || !was_probing {
+                        entry.load.reachable = false;
+                    }
+                    entry
+                }
+                None => {
+                    log::info!("{}: added at {}:{}", server.name, server.host, server.port);
+                    ServerEntry::new(server, probing)
+                }
+            };
+            self.servers.push(entry);
+        }
+        for gone in old {
+            log::info!("{}: removed", gone.server.name);
+        }
+        self.next_start = 0;
+    }
+
+    /// The whole state, for operators (admin API, metrics, health).
+    pub fn snapshot(&self) -> RegistrySnapshot {
+        RegistrySnapshot {
+            servers: self.servers.iter().map(ServerEntry::snapshot).collect(),
+            probing: self.probing,
+            redis_ok: self.last_poll.is_some() && !self.polls.in_outage(),
+            last_poll: self.last_poll,
+            poll_failures: self.polls.errors(),
+            poll_recoveries: self.polls.recoveries(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(name: &str, port: u16) -> ChatServer {
+        ChatServer {
+            name: name.to_string(),
+            host: "127.0.0.1".to_string(),
+            port,
+        }
+    }
+
+    fn counts(pairs: &[(&str, u64)]) -> Vec<(String, LoadField)> {
+        pairs
+            .iter()
+            .map(|&(name, count)| (name.to_string(), LoadField::Count(count)))
+            .collect()
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn timeout() -> RedisFailure {
+        RedisFailure::TimedOut(Duration::from_millis(300))
+    }
+
+    /// A table of `loads`' servers without probing, polled once with them.
+    fn polled(loads: &[(&str, u64)]) -> ServerTable {
+        let servers = loads
+            .iter()
+            .zip(1..)
+            .map(|(&(name, _), port)| server(name, port))
+            .collect();
+        let mut table = ServerTable::new(servers, false);
+        table.apply_loads(counts(loads), at(0));
+        table
+    }
+
+    fn load_of(table: &ServerTable, name: &str) -> ServerLoad {
+        table
+            .snapshot()
+            .servers
+            .into_iter()
+            .find(|s| s.server.name == name)
+            .map(|s| s.load)
+            .unwrap_or_else(|| panic!("{name} is not in the table"))
+    }
+
+    fn names(table: &ServerTable) -> Vec<String> {
+        let servers = table.snapshot().servers;
+        servers.iter().map(|s| s.server.name.clone()).collect()
+    }
+
+    #[test]
+    fn placement_counts_in_flight_on_the_least_loaded_server() {
+        let mut table = polled(&[("a", 5), ("b", 2)]);
+        let chosen = table.place(7).expect("two alive servers");
+        assert_eq!(chosen.name, "b");
+        assert_eq!(load_of(&table, "b").in_flight, 1);
+        assert_eq!(load_of(&table, "a").in_flight, 0);
+    }
+
+    #[test]
+    fn invalid_uid_places_nothing() {
+        let mut table = polled(&[("a", 0)]);
+        for uid in [0, -1, i32::MIN] {
+            assert!(matches!(table.place(uid), Err(PlacementError::InvalidUid)));
+        }
+        assert_eq!(load_of(&table, "a").in_flight, 0);
+    }
+
+    #[test]
+    fn settle_turns_in_flight_into_an_assignment_or_frees_it() {
+        let mut table = polled(&[("a", 0)]);
+        for _ in 0..2 {
+            table.place(1).expect("alive");
+        }
+        table.settle("a", true);
+        let load = load_of(&table, "a");
+        assert_eq!((load.in_flight, load.assigned_since_poll), (1, 1));
+        table.settle("a", false);
+        let load = load_of(&table, "a");
+        assert_eq!((load.in_flight, load.assigned_since_poll), (0, 1));
+    }
+
+    #[test]
+    fn settle_of_a_removed_server_counts_nothing() {
+        let mut table = polled(&[("a", 0), ("b", 0)]);
+        let chosen = table.place(1).expect("alive");
+        assert_eq!(chosen.name, "a");
+        table.replace_servers(vec![server("b", 2)], false);
+        table.settle("a", true);
+        assert_eq!(names(&table), ["b"]);
+        let b = load_of(&table, "b");
+        assert_eq!((b.in_flight, b.assigned_since_poll), (0, 0));
+    }
+
+    #[test]
+    fn settle_never_goes_below_zero() {
+        let mut table = polled(&[("a", 0)]);
+        table.settle("a", false);
+        assert_eq!(load_of(&table, "a").in_flight, 0);
+    }
+
+    #[test]
+    fn load_report_resets_assignments_and_sets_liveness() {
+        let mut table = polled(&[("a", 0), ("b", 0)]);
+        table.place(1).expect("alive");
+        table.settle("a", true);
+        table.place(2).expect("alive");
+        assert_eq!(load_of(&table, "a").assigned_since_poll, 1);
+        assert_eq!(load_of(&table, "b").in_flight, 1);
+
+        table.apply_loads(
+            vec![
+                ("a".to_string(), LoadField::Missing),
+                ("b".to_string(), LoadField::Count(9)),
+                ("unknown".to_string(), LoadField::Count(0)),
+            ],
+            at(5),
+        );
+        let snapshot = table.snapshot();
+        let (a, b) = (&snapshot.servers[0], &snapshot.servers[1]);
+        assert_eq!(a.field, Some(LoadField::Missing));
+        assert_eq!((a.load.polled, a.load.assigned_since_poll), (None, 0));
+        assert!(!a.alive, "a field missing from the hash is not alive");
+        assert_eq!(b.load.polled, Some(9));
+        // Placements in flight are not in the new count yet: they stay.
+        assert_eq!(b.load.in_flight, 1);
+        assert!(b.alive);
+        assert_eq!(snapshot.last_poll, Some(at(5)));
+        assert_eq!(snapshot.servers.len(), 2, "unknown names are ignored");
+
+        table.apply_loads(
+            vec![("b".to_string(), LoadField::Invalid("x".into()))],
+            at(6),
+        );
+        assert_eq!(
+            table.snapshot().alive_count(),
+            0,
+            "an invalid field is not alive"
+        );
+    }
+
+    #[test]
+    fn probe_report_sets_reachability_when_probing() {
+        let mut table = ServerTable::new(vec![server("a", 1), server("b", 2)], true);
+        table.apply_loads(counts(&[("a", 0), ("b", 0)]), at(0));
+        assert_eq!(table.snapshot().alive_count(), 0, "not probed yet");
+        table.apply_probes(vec![("a".into(), true), ("b".into(), false)], at(1));
+        let snapshot = table.snapshot();
+        assert!(snapshot.servers[0].alive && !snapshot.servers[1].alive);
+        assert_eq!(snapshot.servers[0].last_probe, Some(at(1)));
+        assert_eq!(table.place(1).expect("a accepts").name, "a");
+    }
+
+    #[test]
+    fn probe_report_is_ignored_when_probing_is_off() {
+        let mut table = polled(&[("a", 0)]);
+        table.apply_probes(vec![("a".into(), false)], at(1));
+        let snapshot = table.snapshot();
+        assert!(snapshot.servers[0].load.reachable);
+        assert_eq!(snapshot.servers[0].last_probe, None);
+    }
+
+    #[test]
+    fn reload_keeps_counts_of_kept_servers() {
+        let mut table = polled(&[("a", 4), ("b", 6)]);
+        table.place(1).expect("alive");
+        table.settle("a", true);
+        table.place(2).expect("alive");
+        let before = load_of(&table, "a");
+        table.replace_servers(vec![server("b", 2), server("a", 1)], false);
+        assert_eq!(names(&table), ["b", "a"]);
+        assert_eq!(load_of(&table, "a"), before);
+        assert_eq!(load_of(&table, "b").polled, Some(6));
+    }
+
+    #[test]
+    fn reload_makes_moved_servers_wait_for_a_probe() {
+        let mut table = ServerTable::new(vec![server("a", 1), server("b", 2)], true);
+        table.apply_loads(counts(&[("a", 3), ("b", 3)]), at(0));
+        table.apply_probes(vec![("a".into(), true), ("b".into(), true)], at(0));
+        table.replace_servers(vec![server("a", 1), server("b", 20)], true);
+        let snapshot = table.snapshot();
+        let (a, b) = (&snapshot.servers[0], &snapshot.servers[1]);
+        assert!(a.load.reachable, "a kept its address");
+        assert!(!b.load.reachable, "b moved: not probed at its new address");
+        assert_eq!(b.server.port, 20);
+        assert_eq!(b.load.polled, Some(3), "the count belongs to the name");
+    }
+
+    #[test]
+    fn reload_that_turns_probing_on_or_off_resets_reachability() {
+        let mut table = polled(&[("a", 0)]);
+        table.replace_servers(vec![server("a", 1)], true);
+        assert!(!load_of(&table, "a").reachable, "probing just turned on");
+        table.apply_probes(vec![("a".into(), false)], at(1));
+        table.replace_servers(vec![server("a", 1)], false);
+        assert!(
+            load_of(&table, "a").reachable,
+            "without probing all reachable"
+        );
+    }
+
+    #[test]
+    fn reload_adds_and_removes_servers() {
+        let mut table = polled(&[("a", 1), ("b", 1)]);
+        table.replace_servers(vec![server("a", 1), server("c", 3)], false);
+        assert_eq!(names(&table), ["a", "c"]);
+        let c = load_of(&table, "c");
+        assert_eq!(
+            (c.polled, c.reachable),
+            (None, true),
+            "added: not polled yet"
+        );
+        table.replace_servers(vec![server("d", 4)], true);
+        assert!(
+            !load_of(&table, "d").reachable,
+            "added while probing: not probed yet"
+        );
+    }
+
+    #[test]
+    fn no_load_data_before_the_first_poll() {
+        let mut table = ServerTable::new(vec![server("a", 1)], false);
+        let err = table.place(1).expect_err("never polled");
+        assert!(matches!(err, PlacementError::NoLoadData));
+        assert_eq!(
+            err.to_string(),
+            "no chat server is alive: the load hash has not been read yet (is Redis reachable?)"
+        );
+    }
+
+    #[test]
+    fn unavailable_names_every_server_and_why() {
+        let mut table = ServerTable::new(
+            vec![server("up", 1), server("bad", 2), server("gone", 3)],
+            true,
+        );
+        table.apply_loads(
+            vec![
+                ("up".into(), LoadField::Count(0)),
+                ("bad".into(), LoadField::Invalid("x".into())),
+                ("gone".into(), LoadField::Missing),
+            ],
+            at(0),
+        );
+        table.apply_probes(vec![("up".into(), false)], at(0));
+        let err = table.place(1).expect_err("nothing alive");
+        assert_eq!(
+            err.to_string(),
+            "no chat server is alive (up: does not accept TCP connections; \
+             bad: its load field is not a count; gone: not in the load hash)"
+        );
+    }
+
+    #[test]
+    fn ties_take_turns_and_a_reload_restarts_the_rotation() {
+        let mut table = polled(&[("a", 0), ("b", 0), ("c", 0)]);
+        let mut chosen = Vec::new();
+        for uid in 1..=6 {
+            let server = table.place(uid).expect("alive");
+            table.settle(&server.name, false);
+            chosen.push(server.name.clone());
+        }
+        assert_eq!(chosen, ["a", "b", "c", "a", "b", "c"]);
+        table.place(7).expect("alive");
+        table.settle("a", false);
+        table.replace_servers(vec![server("a", 1), server("b", 2), server("c", 3)], false);
+        assert_eq!(table.place(8).expect("alive").name, "a");
+    }
+
+    #[test]
+    fn polls_feed_redis_health_failures_and_recoveries() {
+        let mut table = ServerTable::new(vec![server("a", 1)], false);
+        assert!(!table.snapshot().redis_ok, "not polled yet");
+        table.record_poll_failure(&timeout(), at(0));
+        table.apply_loads(counts(&[("a", 0)]), at(1));
+        assert!(table.snapshot().redis_ok);
+        table.record_poll_failure(&timeout(), at(2));
+        table.record_poll_failure(&timeout(), at(3));
+        let snapshot = table.snapshot();
+        assert!(!snapshot.redis_ok);
+        assert_eq!(snapshot.last_poll, Some(at(1)), "the counts stay");
+        assert_eq!(snapshot.poll_failures, 3);
+        assert_eq!(snapshot.poll_recoveries, 1);
+        table.apply_loads(counts(&[("a", 0)]), at(4));
+        let snapshot = table.snapshot();
+        assert!(snapshot.redis_ok);
+        assert_eq!((snapshot.poll_failures, snapshot.poll_recoveries), (3, 2));
+    }
+
+    #[test]
+    fn counts_survive_a_failed_poll() {
+        let mut table = polled(&[("a", 3)]);
+        table.place(1).expect("alive");
+        table.settle("a", true);
+        table.record_poll_failure(&timeout(), at(1));
+        let load = load_of(&table, "a");
+        assert_eq!((load.polled, load.assigned_since_poll), (Some(3), 1));
+        assert_eq!(table.place(2).expect("still alive").name, "a");
+    }
+}
