@@ -10,6 +10,7 @@ pub mod health;
 pub mod http_endpoints;
 pub mod in_flight_limit;
 pub mod metrics;
+pub mod redact;
 pub mod reload;
 pub mod server;
 pub mod signals;

@@ -32,13 +32,14 @@ use tonic_health::ServingStatus;
 
 use crate::admin_proto::admin_server::AdminServer;
 use crate::admin_service::{AdminService, ReloadRequest};
-use crate::config::{Settings, redact_url};
+use crate::config::Settings;
 use crate::drain::drain_channel;
 use crate::health;
 use crate::http_endpoints::{self, Endpoints};
 use crate::in_flight_limit::InFlightLimitLayer;
 use crate::metrics::Metrics;
 use crate::proto::status_service_server::StatusServiceServer;
+use crate::redact::redact_url;
 use crate::reload::{ReloadOutcome, needs_new_connection, plan_reload};
 use crate::signals::{SignalEvent, Signals};
 use crate::silent_connections::SilentUntilDrain;
