@@ -51,22 +51,32 @@ impl RawConfig {
                     DEFAULT_METRICS_LISTEN,
                 )?),
             },
-            shutdown_grace: positive_millis(
+            shutdown_grace: Duration::from_millis(checked_int(
                 src,
                 "server.shutdown_grace_ms",
                 self.server.shutdown_grace_ms,
                 DEFAULT_SHUTDOWN_GRACE_MS,
-            )?,
+                &POSITIVE_MILLIS,
+            )?),
         };
         let redis = self.redis.validate(src, url_override)?;
+        let probe_interval_ms = checked_int(
+            src,
+            "balancer.probe_interval_ms",
+            self.balancer.probe_interval_ms,
+            DEFAULT_PROBE_INTERVAL_MS,
+            &PROBE_MILLIS,
+        )?;
         let balancer = BalancerSettings {
-            poll_interval: positive_millis(
+            poll_interval: Duration::from_millis(checked_int(
                 src,
                 "balancer.poll_interval_ms",
                 self.balancer.poll_interval_ms,
                 DEFAULT_POLL_INTERVAL_MS,
-            )?,
-            probe_interval: probe_interval(src, self.balancer.probe_interval_ms)?,
+                &POSITIVE_MILLIS,
+            )?),
+            probe_interval: (probe_interval_ms > 0)
+                .then(|| Duration::from_millis(probe_interval_ms)),
         };
         let chat_servers = chat_servers(src, self.chat_servers)?;
         Ok(Settings {
@@ -107,29 +117,21 @@ impl RawRedis {
             (None, None) => DEFAULT_REDIS_URL.to_owned(),
         };
 
-        let token_ttl_secs = match self.token_ttl_secs {
-            None => DEFAULT_TOKEN_TTL_SECS,
-            Some(ttl) => match u64::try_from(ttl.get_ref().0) {
-                Ok(secs) if secs <= MAX_TOKEN_TTL_SECS => secs,
-                _ => {
-                    return Err(src.at(
-                        ttl.span(),
-                        format!(
-                            "redis.token_ttl_secs = {}: must be 0 (tokens never expire) or a \
-                             number of seconds from 1 to {MAX_TOKEN_TTL_SECS}",
-                            ttl.get_ref()
-                        ),
-                    ));
-                }
-            },
-        };
+        let token_ttl_secs = checked_int(
+            src,
+            "redis.token_ttl_secs",
+            self.token_ttl_secs,
+            DEFAULT_TOKEN_TTL_SECS,
+            &TOKEN_TTL_SECS,
+        )?;
 
-        let command_timeout = positive_millis(
+        let command_timeout = Duration::from_millis(checked_int(
             src,
             "redis.command_timeout_ms",
             self.command_timeout_ms,
             DEFAULT_COMMAND_TIMEOUT_MS,
-        )?;
+            &POSITIVE_MILLIS,
+        )?);
 
         let login_count_key = match self.login_count_key {
             None => DEFAULT_LOGIN_COUNT_KEY.to_owned(),
@@ -181,60 +183,93 @@ fn socket_addr(
     })
 }
 
-/// An interval or timeout in milliseconds where zero makes no sense (a zero timeout fails
-/// everything, a zero interval spins).
-fn positive_millis(
+/// What an integer key counts, up to what, and what 0 means: all that its check and its
+/// error message need.
+struct IntRule {
+    unit: &'static str,
+    max: Max,
+    zero: Zero,
+}
+
+/// The largest value an [`IntRule`] accepts, and so how its message puts the range.
+enum Max {
+    /// All a u64 holds: the range reads "a positive number of ..", and only a value beyond
+    /// u64 is "too large".
+    U64,
+    /// A limit of its own, stated in the message whichever side the value is out on.
+    Stated(u64),
+}
+
+/// What 0 means under an [`IntRule`].
+enum Zero {
+    /// Nothing sensible: a zero timeout fails everything, a zero interval spins.
+    Invalid,
+    /// Allowed, meaning this (shown as "0 (probing off)").
+    Means(&'static str),
+}
+
+/// An interval or timeout.
+const POSITIVE_MILLIS: IntRule = IntRule {
+    unit: "milliseconds",
+    max: Max::U64,
+    zero: Zero::Invalid,
+};
+
+/// An interval where 0 turns the thing off.
+const PROBE_MILLIS: IntRule = IntRule {
+    zero: Zero::Means("probing off"),
+    ..POSITIVE_MILLIS
+};
+
+/// An `EX` Redis accepts, or none.
+const TOKEN_TTL_SECS: IntRule = IntRule {
+    unit: "seconds",
+    max: Max::Stated(MAX_TOKEN_TTL_SECS),
+    zero: Zero::Means("tokens never expire"),
+};
+
+/// The integer at `key`: `default` when absent, else a value `rule` accepts.
+fn checked_int(
     src: &Source,
     key: &str,
     raw: Option<Spanned<Int>>,
-    default_ms: u64,
-) -> Result<Duration, ConfigError> {
+    default: u64,
+    rule: &IntRule,
+) -> Result<u64, ConfigError> {
     let Some(raw) = raw else {
-        return Ok(Duration::from_millis(default_ms));
+        return Ok(default);
     };
     let value = raw.get_ref().0;
+    let min = match rule.zero {
+        Zero::Invalid => 1,
+        Zero::Means(_) => 0,
+    };
+    let max = match rule.max {
+        Max::U64 => u64::MAX,
+        Max::Stated(max) => max,
+    };
     match u64::try_from(value) {
-        Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
-        Err(_) if value > 0 => Err(src.at(
-            raw.span(),
-            format!(
-                "{key} = {value}: too large, at most {} milliseconds",
-                u64::MAX
-            ),
-        )),
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
         _ => Err(src.at(
             raw.span(),
-            format!("{key} = {value}: must be a positive number of milliseconds"),
+            format!("{key} = {value}: {}", rule.rejection(value)),
         )),
     }
 }
 
-/// Like [`positive_millis`], but 0 is valid and turns probing off.
-fn probe_interval(
-    src: &Source,
-    raw: Option<Spanned<Int>>,
-) -> Result<Option<Duration>, ConfigError> {
-    let Some(raw) = raw else {
-        return Ok(Some(Duration::from_millis(DEFAULT_PROBE_INTERVAL_MS)));
-    };
-    let value = raw.get_ref().0;
-    match u64::try_from(value) {
-        Ok(0) => Ok(None),
-        Ok(ms) => Ok(Some(Duration::from_millis(ms))),
-        Err(_) if value > 0 => Err(src.at(
-            raw.span(),
-            format!(
-                "balancer.probe_interval_ms = {value}: too large, at most {} milliseconds",
-                u64::MAX
-            ),
-        )),
-        Err(_) => Err(src.at(
-            raw.span(),
-            format!(
-                "balancer.probe_interval_ms = {value}: must be 0 (probing off) or a positive \
-                 number of milliseconds"
-            ),
-        )),
+impl IntRule {
+    /// Why `value`, out of range, is rejected.
+    fn rejection(&self, value: i128) -> String {
+        let unit = self.unit;
+        let range = match self.max {
+            Max::U64 if value > 0 => return format!("too large, at most {} {unit}", u64::MAX),
+            Max::U64 => format!("a positive number of {unit}"),
+            Max::Stated(max) => format!("a number of {unit} from 1 to {max}"),
+        };
+        match self.zero {
+            Zero::Invalid => format!("must be {range}"),
+            Zero::Means(meaning) => format!("must be 0 ({meaning}) or {range}"),
+        }
     }
 }
 
@@ -565,6 +600,36 @@ mod tests {
 
         let message = error(&format!("[balancer]\nprobe_interval_ms = -1\n{ONE_SERVER}"));
         assert_mentions(&message, &["line 2: ", "balancer.probe_interval_ms = -1: "]);
+    }
+
+    #[test]
+    fn integer_messages_in_full() {
+        for (text, expected) in [
+            (
+                "[redis]\ncommand_timeout_ms = 0\n",
+                "line 2: redis.command_timeout_ms = 0: must be a positive number of milliseconds",
+            ),
+            (
+                "[server]\nshutdown_grace_ms = 18446744073709551616\n",
+                "line 2: server.shutdown_grace_ms = 18446744073709551616: too large, at most \
+                 18446744073709551615 milliseconds",
+            ),
+            (
+                "[balancer]\nprobe_interval_ms = -1\n",
+                "line 2: balancer.probe_interval_ms = -1: must be 0 (probing off) or a positive \
+                 number of milliseconds",
+            ),
+            (
+                "[redis]\ntoken_ttl_secs = 1000000000000001\n",
+                "line 2: redis.token_ttl_secs = 1000000000000001: must be 0 (tokens never \
+                 expire) or a number of seconds from 1 to 1000000000000000",
+            ),
+        ] {
+            assert_eq!(
+                error(&format!("{text}{ONE_SERVER}")),
+                format!("{PATH}: {expected}")
+            );
+        }
     }
 
     #[test]
