@@ -169,6 +169,25 @@ mod tests {
     }
 
     #[test]
+    fn shipped_config_parses_to_the_defaults_and_two_servers() {
+        let shipped = include_str!("../../config/status.toml");
+        let settings = parse(shipped).expect("the shipped config is valid");
+        assert_eq!(
+            settings,
+            defaults_with(vec![
+                chat_server("chatserver1", "127.0.0.1", 8090),
+                chat_server("chatserver2", "127.0.0.1", 8091),
+            ])
+        );
+        // Its header says only [[chat_servers]] is required and the rest shows the defaults.
+        let first_table = shipped
+            .find("\n[[chat_servers]]")
+            .expect("the shipped config has a [[chat_servers]] table");
+        let chat_servers_only = &shipped[first_table..];
+        assert_eq!(parse(chat_servers_only).expect("valid"), settings);
+    }
+
+    #[test]
     fn minimal_config_gets_every_default() {
         let settings = parse(ONE_SERVER).expect("valid");
         assert_eq!(
