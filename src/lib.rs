@@ -14,6 +14,7 @@ mod grpc;
 mod health;
 mod http_endpoints;
 mod metrics;
+mod redact;
 pub mod reload;
 pub mod server;
 

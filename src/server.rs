@@ -25,12 +25,12 @@ use tonic_health::ServingStatus;
 
 use crate::actors::Actors;
 use crate::config::Settings;
-use crate::config::redact_url;
 use crate::drain::drain_channel;
 use crate::grpc::{self, Backends};
 use crate::health;
 use crate::http_endpoints::{self, Endpoints};
 use crate::metrics::Metrics;
+use crate::redact::redact_url;
 use crate::reload::ReloadOutcome;
 
 /// What the process (or a test) asks of a running server.

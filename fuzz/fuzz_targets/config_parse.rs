@@ -1,5 +1,8 @@
 //! `Settings::parse` on arbitrary text: it must never panic, and every error must be one line
 //! starting with the path.
+//!
+//! Seed it with the shipped config (`cp ../config/status.toml corpus/config_parse/`, see
+//! `fuzz/README.md`) and `seeds/config_parse`.
 #![no_main]
 
 use std::path::Path;
@@ -31,4 +34,3 @@ fuzz_target!(|data: &[u8]| {
         );
     }
 });
-

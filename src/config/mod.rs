@@ -1,0 +1,281 @@
+//! The config file (`status-server --config PATH`, docs/contract.md §4): the validated
+//! [`Settings`] that the rest of the program sees, and [`Settings::load`] / [`Settings::parse`],
+//! the only way to build them.
+//!
+//! Read in two stages, as in coreos/zincati: serde first reads the TOML into types that mirror
+//! the file exactly (`raw`), then `validate` applies the defaults and checks every value,
+//! producing `Settings`. The rest of the program only ever sees `Settings`, so it never starts
+//! half-configured. A bad config stops start-up with one [`ConfigError`] line that names the
+//! file and the problem (`errors`).
+
+mod errors;
+mod raw;
+#[cfg(test)]
+mod testing;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use status_actors::ChatServer;
+
+pub use errors::{ConfigError, breaks_line};
+
+use errors::Source;
+use raw::RawConfig;
+
+/// Environment variable that, when set and non-empty, replaces `redis.url`, so a password
+/// need not be written into the config file.
+pub const REDIS_URL_ENV: &str = "STATUS_REDIS_URL";
+
+/// Everything the server needs, validated; built only by [`Settings::load`] / [`Settings::parse`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub redis: RedisSettings,
+    pub balancer: BalancerSettings,
+    /// At least one, in file order; names unique and non-blank, hosts non-blank and free of
+    /// whitespace, ports 1-65535. Both taken verbatim.
+    pub chat_servers: Vec<ChatServer>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// gRPC address.
+    pub listen: SocketAddr,
+    /// HTTP address for `/metrics` and `/healthz`.
+    /// `None` when set to `""`: no metrics listener.
+    pub metrics_listen: Option<SocketAddr>,
+    /// How long in-flight requests may drain after SIGTERM/SIGINT; never zero.
+    pub shutdown_grace: Duration,
+}
+
+/// `[redis]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// Accepted by `redis::Client::open`; already replaced by `STATUS_REDIS_URL` when that is set.
+    pub url: String,
+    /// `EX` of stored tokens; 0 means tokens never expire.
+    pub token_ttl_secs: u64,
+    /// Upper bound on one Redis command; never zero.
+    pub command_timeout: Duration,
+    /// Token key of user `uid` is `{token_prefix}{uid}`; may be empty.
+    pub token_prefix: String,
+    /// Hash of chat server loads; never blank.
+    pub login_count_key: String,
+}
+
+/// `[balancer]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BalancerSettings {
+    /// How often the load hash is read; never zero.
+    pub poll_interval: Duration,
+    /// How often chat servers are TCP-probed; `None` when `probe_interval_ms = 0` (probing off).
+    pub probe_interval: Option<Duration>,
+}
+
+impl Settings {
+    /// Reads `path`, applies env `STATUS_REDIS_URL` when set and non-empty.
+    ///
+    /// # Errors
+    /// The file cannot be read, `STATUS_REDIS_URL` is not UTF-8, or [`Settings::parse`] fails.
+    pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(path, None, format!("cannot read: {e}")))?;
+        let url_override = match std::env::var_os(REDIS_URL_ENV) {
+            None => None,
+            Some(value) => match value.into_string() {
+                Ok(url) => Some(url),
+                // Silently falling back to the file's URL would connect somewhere unintended.
+                Err(_) => {
+                    return Err(ConfigError::new(
+                        path,
+                        None,
+                        format!("{REDIS_URL_ENV} is set but is not valid UTF-8"),
+                    ));
+                }
+            },
+        };
+        Self::parse(&text, path, url_override.as_deref())
+    }
+
+    /// Pure: parses `text` (as if read from `path`, used only in messages);
+    /// `redis_url_override` replaces `redis.url` when `Some` and non-empty.
+    ///
+    /// # Errors
+    /// The first problem found: invalid TOML, an unknown key, a wrong type, or a value that
+    /// fails its check (docs/contract.md §3 lists them).
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        redis_url_override: Option<&str>,
+    ) -> Result<Settings, ConfigError> {
+        let src = Source { text, path };
+        // Parsing the document before deserializing it separates "this is not TOML"
+        // from "this TOML is not our config", which deserve different messages.
+        let document = toml::Deserializer::parse(text).map_err(|e| src.syntax_error(&e))?;
+        let raw = RawConfig::deserialize(document).map_err(|e| src.schema_error(&e))?;
+        raw.validate(&src, redis_url_override.filter(|url| !url.is_empty()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::testing::{EXAMPLE, ONE_SERVER, PATH, parse};
+
+    fn chat_server(name: &str, host: &str, port: u16) -> ChatServer {
+        ChatServer {
+            name: name.to_owned(),
+            host: host.to_owned(),
+            port,
+        }
+    }
+
+    fn defaults_with(chat_servers: Vec<ChatServer>) -> Settings {
+        Settings {
+            server: ServerSettings {
+                listen: "0.0.0.0:50052".parse().expect("literal"),
+                metrics_listen: Some("127.0.0.1:9464".parse().expect("literal")),
+                shutdown_grace: Duration::from_millis(10_000),
+            },
+            redis: RedisSettings {
+                url: "redis://127.0.0.1:6379".to_owned(),
+                token_ttl_secs: 86_400,
+                command_timeout: Duration::from_millis(1_000),
+                token_prefix: "utoken_".to_owned(),
+                login_count_key: "logincount".to_owned(),
+            },
+            balancer: BalancerSettings {
+                poll_interval: Duration::from_millis(1_000),
+                probe_interval: Some(Duration::from_millis(2_000)),
+            },
+            chat_servers,
+        }
+    }
+
+    // ---- accepted configs ----
+
+    #[test]
+    fn contract_example_parses() {
+        let settings = parse(EXAMPLE).expect("the contract's example is valid");
+        assert_eq!(
+            settings,
+            defaults_with(vec![chat_server("chatserver1", "127.0.0.1", 8090)])
+        );
+    }
+
+    #[test]
+    fn shipped_config_parses_to_the_defaults_and_two_servers() {
+        let shipped = include_str!("../../config/status.toml");
+        let settings = parse(shipped).expect("the shipped config is valid");
+        assert_eq!(
+            settings,
+            defaults_with(vec![
+                chat_server("chatserver1", "127.0.0.1", 8090),
+                chat_server("chatserver2", "127.0.0.1", 8091),
+            ])
+        );
+        // Its header says only [[chat_servers]] is required and the rest shows the defaults.
+        let first_table = shipped
+            .find("\n[[chat_servers]]")
+            .expect("the shipped config has a [[chat_servers]] table");
+        let chat_servers_only = &shipped[first_table..];
+        assert_eq!(parse(chat_servers_only).expect("valid"), settings);
+    }
+
+    #[test]
+    fn minimal_config_gets_every_default() {
+        let settings = parse(ONE_SERVER).expect("valid");
+        assert_eq!(
+            settings,
+            defaults_with(vec![chat_server("chat1", "10.0.0.5", 8090)])
+        );
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let text = r#"
+[server]
+listen = "[::1]:7000"
+metrics_listen = "10.1.2.3:9000"
+shutdown_grace_ms = 2500
+
+[redis]
+url = "redis://:secret@redis.internal:6380/2"
+token_ttl_secs = 0
+command_timeout_ms = 250
+token_prefix = ""
+login_count_key = "loads"
+
+[balancer]
+poll_interval_ms = 300
+probe_interval_ms = 0
+
+[[chat_servers]]
+name = "a"
+host = "chat-a.internal"
+port = 1
+
+[[chat_servers]]
+name = "b"
+host = "10.0.0.9"
+port = 65535
+"#;
+        let settings = parse(text).expect("valid");
+        assert_eq!(
+            settings,
+            Settings {
+                server: ServerSettings {
+                    listen: "[::1]:7000".parse().expect("literal"),
+                    metrics_listen: Some("10.1.2.3:9000".parse().expect("literal")),
+                    shutdown_grace: Duration::from_millis(2500),
+                },
+                redis: RedisSettings {
+                    url: "redis://:secret@redis.internal:6380/2".to_owned(),
+                    token_ttl_secs: 0,
+                    command_timeout: Duration::from_millis(250),
+                    token_prefix: String::new(),
+                    login_count_key: "loads".to_owned(),
+                },
+                balancer: BalancerSettings {
+                    poll_interval: Duration::from_millis(300),
+                    probe_interval: None,
+                },
+                // Verbatim, in file order.
+                chat_servers: vec![
+                    chat_server("a", "chat-a.internal", 1),
+                    chat_server("b", "10.0.0.9", 65535),
+                ],
+            }
+        );
+    }
+
+    #[test]
+    fn inline_chat_servers_are_accepted() {
+        let text = r#"chat_servers = [{ name = "x", host = "h", port = 9 }]"#;
+        let settings = parse(text).expect("valid");
+        assert_eq!(settings.chat_servers, vec![chat_server("x", "h", 9)]);
+    }
+
+    #[test]
+    fn empty_env_override_is_ignored() {
+        let text = format!("[redis]\nurl = \"redis://from-file:6379\"\n{ONE_SERVER}");
+        let settings = Settings::parse(&text, Path::new(PATH), Some("")).expect("valid");
+        assert_eq!(settings.redis.url, "redis://from-file:6379");
+    }
+
+    #[test]
+    fn missing_file() {
+        let path = Path::new("/nonexistent/status-server-test/status.toml");
+        let message = Settings::load(path).expect_err("missing file").to_string();
+        assert_eq!(
+            message,
+            "/nonexistent/status-server-test/status.toml: cannot read: No such file or \
+             directory (os error 2)"
+        );
+    }
+}

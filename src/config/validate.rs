@@ -1,0 +1,707 @@
+//! Stage 2 of reading the config: the raw file becomes [`Settings`], with the defaults
+//! applied and every value checked.
+//!
+//! The first value that fails its check is the error, naming the key, the value and its line.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use status_actors::ChatServer;
+use toml::Spanned;
+
+use super::errors::Source;
+use super::raw::{Int, RawChatServer, RawConfig, RawRedis};
+use super::{
+    BalancerSettings, ConfigError, REDIS_URL_ENV, RedisSettings, ServerSettings, Settings,
+};
+use crate::redact::redact_url;
+
+const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 50052);
+const DEFAULT_METRICS_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9464);
+const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
+const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+const DEFAULT_TOKEN_TTL_SECS: u64 = 86_400;
+const DEFAULT_COMMAND_TIMEOUT_MS: u64 = 1_000;
+const DEFAULT_TOKEN_PREFIX: &str = "utoken_";
+const DEFAULT_LOGIN_COUNT_KEY: &str = "logincount";
+const DEFAULT_POLL_INTERVAL_MS: u64 = 1_000;
+const DEFAULT_PROBE_INTERVAL_MS: u64 = 2_000;
+
+/// Redis refuses `SET .. EX n` once `n` seconds, in milliseconds plus the current time,
+/// overflow an i64 ("invalid expire time"). Stay far below that so a TTL that Redis would
+/// reject on every login is caught at start-up instead. 10^15 s is about 31 million years.
+const MAX_TOKEN_TTL_SECS: u64 = 1_000_000_000_000_000;
+
+impl RawConfig {
+    pub(super) fn validate(
+        self,
+        src: &Source,
+        url_override: Option<&str>,
+    ) -> Result<Settings, ConfigError> {
+        let server = ServerSettings {
+            listen: socket_addr(src, "server.listen", self.server.listen, DEFAULT_LISTEN)?,
+            metrics_listen: match self.server.metrics_listen {
+                // An empty address turns the metrics listener off.
+                Some(raw) if raw.get_ref().is_empty() => None,
+                raw => Some(socket_addr(
+                    src,
+                    "server.metrics_listen",
+                    raw,
+                    DEFAULT_METRICS_LISTEN,
+                )?),
+            },
+            shutdown_grace: Duration::from_millis(checked_int(
+                src,
+                "server.shutdown_grace_ms",
+                self.server.shutdown_grace_ms,
+                DEFAULT_SHUTDOWN_GRACE_MS,
+                &POSITIVE_MILLIS,
+            )?),
+        };
+        let redis = self.redis.validate(src, url_override)?;
+        let probe_interval_ms = checked_int(
+            src,
+            "balancer.probe_interval_ms",
+            self.balancer.probe_interval_ms,
+            DEFAULT_PROBE_INTERVAL_MS,
+            &PROBE_MILLIS,
+        )?;
+        let balancer = BalancerSettings {
+            poll_interval: Duration::from_millis(checked_int(
+                src,
+                "balancer.poll_interval_ms",
+                self.balancer.poll_interval_ms,
+                DEFAULT_POLL_INTERVAL_MS,
+                &POSITIVE_MILLIS,
+            )?),
+            probe_interval: (probe_interval_ms > 0)
+                .then(|| Duration::from_millis(probe_interval_ms)),
+        };
+        let chat_servers = chat_servers(src, self.chat_servers)?;
+        Ok(Settings {
+            server,
+            redis,
+            balancer,
+            chat_servers,
+        })
+    }
+}
+
+impl RawRedis {
+    fn validate(
+        self,
+        src: &Source,
+        url_override: Option<&str>,
+    ) -> Result<RedisSettings, ConfigError> {
+        let url = match (url_override, self.url) {
+            (Some(url), _) => {
+                // Not in the file, so no line; say where it came from instead.
+                check_redis_url(url).map_err(|why| {
+                    src.no_line(format!(
+                        "{REDIS_URL_ENV} = {:?} (replaces redis.url): {why}",
+                        redact_url(url)
+                    ))
+                })?;
+                url.to_owned()
+            }
+            (None, Some(url)) => {
+                check_redis_url(url.get_ref()).map_err(|why| {
+                    src.at(
+                        url.span(),
+                        format!("redis.url = {:?}: {why}", redact_url(url.get_ref())),
+                    )
+                })?;
+                url.into_inner()
+            }
+            (None, None) => DEFAULT_REDIS_URL.to_owned(),
+        };
+
+        let token_ttl_secs = checked_int(
+            src,
+            "redis.token_ttl_secs",
+            self.token_ttl_secs,
+            DEFAULT_TOKEN_TTL_SECS,
+            &TOKEN_TTL_SECS,
+        )?;
+
+        let command_timeout = Duration::from_millis(checked_int(
+            src,
+            "redis.command_timeout_ms",
+            self.command_timeout_ms,
+            DEFAULT_COMMAND_TIMEOUT_MS,
+            &POSITIVE_MILLIS,
+        )?);
+
+        let login_count_key = match self.login_count_key {
+            None => DEFAULT_LOGIN_COUNT_KEY.to_owned(),
+            Some(key) if key.get_ref().trim().is_empty() => {
+                return Err(src.at(
+                    key.span(),
+                    format!(
+                        "redis.login_count_key = {:?}: must not be empty \
+                         (it names the hash the chat servers write their loads to)",
+                        key.get_ref()
+                    ),
+                ));
+            }
+            // Verbatim: it must match, byte for byte, the key the chat servers write.
+            Some(key) => key.into_inner(),
+        };
+
+        Ok(RedisSettings {
+            url,
+            token_ttl_secs,
+            command_timeout,
+            token_prefix: self
+                .token_prefix
+                .unwrap_or_else(|| DEFAULT_TOKEN_PREFIX.to_owned()),
+            login_count_key,
+        })
+    }
+}
+
+fn socket_addr(
+    src: &Source,
+    key: &str,
+    raw: Option<Spanned<String>>,
+    default: SocketAddr,
+) -> Result<SocketAddr, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(default);
+    };
+    // std's parser takes only IP:port, no host names: binding must not depend on DNS.
+    raw.get_ref().parse().map_err(|_| {
+        src.at(
+            raw.span(),
+            format!(
+                "{key} = {:?}: not a socket address (expected IP:port, e.g. 0.0.0.0:50052 \
+                 or [::]:50052)",
+                raw.get_ref()
+            ),
+        )
+    })
+}
+
+/// What an integer key counts, up to what, and what 0 means: all that its check and its
+/// error message need.
+struct IntRule {
+    unit: &'static str,
+    max: Max,
+    zero: Zero,
+}
+
+/// The largest value an [`IntRule`] accepts, and so how its message puts the range.
+enum Max {
+    /// All a u64 holds: the range reads "a positive number of ..", and only a value beyond
+    /// u64 is "too large".
+    U64,
+    /// A limit of its own, stated in the message whichever side the value is out on.
+    Stated(u64),
+}
+
+/// What 0 means under an [`IntRule`].
+enum Zero {
+    /// Nothing sensible: a zero timeout fails everything, a zero interval spins.
+    Invalid,
+    /// Allowed, meaning this (shown as "0 (probing off)").
+    Means(&'static str),
+}
+
+/// An interval or timeout.
+const POSITIVE_MILLIS: IntRule = IntRule {
+    unit: "milliseconds",
+    max: Max::U64,
+    zero: Zero::Invalid,
+};
+
+/// An interval where 0 turns the thing off.
+const PROBE_MILLIS: IntRule = IntRule {
+    zero: Zero::Means("probing off"),
+    ..POSITIVE_MILLIS
+};
+
+/// An `EX` Redis accepts, or none.
+const TOKEN_TTL_SECS: IntRule = IntRule {
+    unit: "seconds",
+    max: Max::Stated(MAX_TOKEN_TTL_SECS),
+    zero: Zero::Means("tokens never expire"),
+};
+
+/// The integer at `key`: `default` when absent, else a value `rule` accepts.
+fn checked_int(
+    src: &Source,
+    key: &str,
+    raw: Option<Spanned<Int>>,
+    default: u64,
+    rule: &IntRule,
+) -> Result<u64, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(default);
+    };
+    let value = raw.get_ref().0;
+    let min = match rule.zero {
+        Zero::Invalid => 1,
+        Zero::Means(_) => 0,
+    };
+    let max = match rule.max {
+        Max::U64 => u64::MAX,
+        Max::Stated(max) => max,
+    };
+    match u64::try_from(value) {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(src.at(
+            raw.span(),
+            format!("{key} = {value}: {}", rule.rejection(value)),
+        )),
+    }
+}
+
+impl IntRule {
+    /// Why `value`, out of range, is rejected.
+    fn rejection(&self, value: i128) -> String {
+        let unit = self.unit;
+        let range = match self.max {
+            Max::U64 if value > 0 => return format!("too large, at most {} {unit}", u64::MAX),
+            Max::U64 => format!("a positive number of {unit}"),
+            Max::Stated(max) => format!("a number of {unit} from 1 to {max}"),
+        };
+        match self.zero {
+            Zero::Invalid => format!("must be {range}"),
+            Zero::Means(meaning) => format!("must be 0 ({meaning}) or {range}"),
+        }
+    }
+}
+
+fn chat_servers(
+    src: &Source,
+    raw: Option<Spanned<Vec<Spanned<RawChatServer>>>>,
+) -> Result<Vec<ChatServer>, ConfigError> {
+    let Some(raw) = raw else {
+        return Err(src.no_line(
+            "missing `chat_servers`: at least one [[chat_servers]] table \
+             (name, host, port) is required",
+        ));
+    };
+    if raw.get_ref().is_empty() {
+        return Err(src.at(
+            raw.span(),
+            "chat_servers is empty: at least one chat server (name, host, port) is required",
+        ));
+    }
+
+    let mut servers = Vec::with_capacity(raw.get_ref().len());
+    // name -> (index, line) of its first use, to name both places on a duplicate.
+    let mut seen: HashMap<String, (usize, usize)> = HashMap::new();
+    for (i, entry) in raw.into_inner().into_iter().enumerate() {
+        let RawChatServer { name, host, port } = entry.into_inner();
+
+        // Names are fields of the load hash, hosts go to clients verbatim: neither is
+        // trimmed, but a blank one can only be a mistake.
+        if name.get_ref().trim().is_empty() {
+            return Err(src.at(
+                name.span(),
+                format!(
+                    "chat_servers[{i}].name = {:?}: must not be empty",
+                    name.get_ref()
+                ),
+            ));
+        }
+        let name_line = src.line_of(name.span().start);
+        if let Some(&(first, first_line)) = seen.get(name.get_ref()) {
+            return Err(src.at(
+                name.span(),
+                format!(
+                    "chat_servers[{i}].name = {:?}: duplicate name, already used by \
+                     chat_servers[{first}] on line {first_line}",
+                    name.get_ref()
+                ),
+            ));
+        }
+        seen.insert(name.get_ref().clone(), (i, name_line));
+
+        if host.get_ref().trim().is_empty() {
+            return Err(src.at(
+                host.span(),
+                format!(
+                    "chat_servers[{i}].host = {:?}: must not be empty",
+                    host.get_ref()
+                ),
+            ));
+        }
+        // No host name or IP contains whitespace; clients would get it verbatim and fail.
+        if host.get_ref().chars().any(char::is_whitespace) {
+            return Err(src.at(
+                host.span(),
+                format!(
+                    "chat_servers[{i}].host = {:?}: must not contain whitespace",
+                    host.get_ref()
+                ),
+            ));
+        }
+
+        let port_value = *port.get_ref();
+        let port = u16::try_from(port_value.0)
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or_else(|| {
+                src.at(
+                    port.span(),
+                    format!("chat_servers[{i}].port = {port_value}: port must be in 1-65535"),
+                )
+            })?;
+
+        servers.push(ChatServer {
+            name: name.into_inner(),
+            host: host.into_inner(),
+            port,
+        });
+    }
+    Ok(servers)
+}
+
+/// Whatever `redis::Client::open` objects to, now rather than at the first connection.
+/// `open` only parses the URL; it does no I/O.
+fn check_redis_url(url: &str) -> Result<(), String> {
+    redis::Client::open(url)
+        .map(drop)
+        .map_err(|e| format!("not a usable Redis URL: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use crate::config::Settings;
+    use crate::config::testing::{EXAMPLE, ONE_SERVER, PATH, assert_mentions, error, parse};
+
+    #[test]
+    fn env_override_replaces_url() {
+        let settings = Settings::parse(
+            EXAMPLE,
+            Path::new(PATH),
+            Some("redis://:pw@10.9.9.9:6379/1"),
+        )
+        .expect("valid");
+        assert_eq!(settings.redis.url, "redis://:pw@10.9.9.9:6379/1");
+    }
+
+    #[test]
+    fn env_override_wins_over_a_bad_file_url() {
+        let text = format!("[redis]\nurl = \"http://nope\"\n{ONE_SERVER}");
+        let settings = Settings::parse(&text, Path::new(PATH), Some("redis://10.9.9.9"))
+            .expect("the file's url is replaced, so never checked");
+        assert_eq!(settings.redis.url, "redis://10.9.9.9");
+    }
+
+    #[test]
+    fn missing_chat_servers() {
+        let message = error("[server]\nlisten = \"0.0.0.0:50052\"\n");
+        assert_mentions(&message, &["missing `chat_servers`", "at least one"]);
+        // An entirely empty file is the same problem.
+        assert_mentions(&error(""), &["missing `chat_servers`"]);
+    }
+
+    #[test]
+    fn empty_chat_servers() {
+        let message = error("[server]\nshutdown_grace_ms = 5\n\nchat_servers = []\n");
+        // `chat_servers` after [server] would belong to it, so put it first instead.
+        assert_mentions(&message, &["line 4: ", "unknown key `chat_servers`"]);
+        let message = error("chat_servers = []\n[server]\nshutdown_grace_ms = 5\n");
+        assert_mentions(
+            &message,
+            &["line 1: ", "chat_servers is empty", "at least one"],
+        );
+    }
+
+    #[test]
+    fn duplicate_name_names_both_lines() {
+        let text = format!(
+            "{ONE_SERVER}\n[[chat_servers]]\nname = \"chat1\"\nhost = \"h2\"\nport = 8091\n"
+        );
+        let message = error(&text);
+        assert_mentions(
+            &message,
+            &[
+                "line 7: ",
+                "chat_servers[1].name = \"chat1\"",
+                "duplicate",
+                "chat_servers[0] on line 2",
+            ],
+        );
+    }
+
+    #[test]
+    fn empty_name() {
+        let message = error("[[chat_servers]]\nname = \"\"\nhost = \"h\"\nport = 1\n");
+        assert_mentions(
+            &message,
+            &["line 2: ", "chat_servers[0].name = \"\"", "empty"],
+        );
+        let message = error("[[chat_servers]]\nname = \"  \"\nhost = \"h\"\nport = 1\n");
+        assert_mentions(
+            &message,
+            &["line 2: ", "chat_servers[0].name = \"  \"", "empty"],
+        );
+    }
+
+    #[test]
+    fn empty_host() {
+        let message = error("[[chat_servers]]\nname = \"c\"\nhost = \"\"\nport = 1\n");
+        assert_mentions(
+            &message,
+            &["line 3: ", "chat_servers[0].host = \"\"", "empty"],
+        );
+        let message = error("[[chat_servers]]\nname = \"c\"\nhost = \" \\t\"\nport = 1\n");
+        assert_mentions(
+            &message,
+            &["line 3: ", "chat_servers[0].host = \" \\t\"", "empty"],
+        );
+    }
+
+    #[test]
+    fn host_with_whitespace() {
+        let message = error("[[chat_servers]]\nname = \"c\"\nhost = \" 10.0.0.5\"\nport = 1\n");
+        assert_mentions(
+            &message,
+            &[
+                "line 3: ",
+                "chat_servers[0].host = \" 10.0.0.5\"",
+                "whitespace",
+            ],
+        );
+    }
+
+    #[test]
+    fn port_out_of_range() {
+        for port in ["0", "-1", "65536", "70000", "99999999999999999999"] {
+            let text = format!(
+                "{ONE_SERVER}\n[[chat_servers]]\nname = \"c2\"\nhost = \"h\"\nport = {port}\n"
+            );
+            let message = error(&text);
+            assert_mentions(
+                &message,
+                &[
+                    "line 9: ",
+                    &format!("chat_servers[1].port = {port}: "),
+                    "1-65535",
+                ],
+            );
+        }
+    }
+
+    #[test]
+    fn unparsable_listen() {
+        let message = error(&format!("[server]\nlisten = \"nope\"\n{ONE_SERVER}"));
+        assert_mentions(
+            &message,
+            &[
+                "line 2: ",
+                "server.listen = \"nope\"",
+                "not a socket address",
+            ],
+        );
+        // Host names are not accepted: binding must not depend on DNS.
+        let message = error(&format!(
+            "[server]\nlisten = \"localhost:50052\"\n{ONE_SERVER}"
+        ));
+        assert_mentions(
+            &message,
+            &["line 2: ", "server.listen = \"localhost:50052\""],
+        );
+    }
+
+    #[test]
+    fn empty_metrics_listen_turns_metrics_off() {
+        let settings = parse(&format!("[server]\nmetrics_listen = \"\"\n{ONE_SERVER}"))
+            .expect("empty metrics_listen is valid");
+        assert_eq!(settings.server.metrics_listen, None);
+    }
+
+    #[test]
+    fn unparsable_metrics_listen() {
+        let message = error(&format!(
+            "[server]\nlisten = \"0.0.0.0:1\"\nmetrics_listen = \"127.0.0.1\"\n{ONE_SERVER}"
+        ));
+        assert_mentions(
+            &message,
+            &[
+                "line 3: ",
+                "server.metrics_listen = \"127.0.0.1\"",
+                "not a socket address",
+            ],
+        );
+    }
+
+    #[test]
+    fn zero_or_negative_intervals_and_timeouts() {
+        for (section, key) in [
+            ("server", "shutdown_grace_ms"),
+            ("redis", "command_timeout_ms"),
+            ("balancer", "poll_interval_ms"),
+        ] {
+            for value in ["0", "-5"] {
+                let message = error(&format!("[{section}]\n{key} = {value}\n{ONE_SERVER}"));
+                assert_mentions(
+                    &message,
+                    &[
+                        "line 2: ",
+                        &format!("{section}.{key} = {value}: "),
+                        "positive",
+                    ],
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn milliseconds_too_big_for_u64() {
+        let message = error(&format!(
+            "[server]\nshutdown_grace_ms = 18446744073709551616\n{ONE_SERVER}"
+        ));
+        assert_mentions(
+            &message,
+            &[
+                "line 2: ",
+                "server.shutdown_grace_ms = 18446744073709551616: ",
+                "too large",
+            ],
+        );
+        let message = error(&format!(
+            "[balancer]\nprobe_interval_ms = 18446744073709551616\n{ONE_SERVER}"
+        ));
+        assert_mentions(
+            &message,
+            &[
+                "line 2: ",
+                "balancer.probe_interval_ms = 18446744073709551616: ",
+                "too large",
+            ],
+        );
+        // The largest u64 is a valid (if silly) duration and must not panic anywhere here.
+        let text = format!("[server]\nshutdown_grace_ms = 18446744073709551615\n{ONE_SERVER}");
+        assert_eq!(
+            parse(&text).expect("valid").server.shutdown_grace,
+            Duration::from_millis(u64::MAX)
+        );
+    }
+
+    #[test]
+    fn probe_interval() {
+        let text = format!("[balancer]\nprobe_interval_ms = 0\n{ONE_SERVER}");
+        assert_eq!(
+            parse(&text)
+                .expect("0 turns probing off")
+                .balancer
+                .probe_interval,
+            None
+        );
+
+        let message = error(&format!("[balancer]\nprobe_interval_ms = -1\n{ONE_SERVER}"));
+        assert_mentions(&message, &["line 2: ", "balancer.probe_interval_ms = -1: "]);
+    }
+
+    #[test]
+    fn integer_messages_in_full() {
+        for (text, expected) in [
+            (
+                "[redis]\ncommand_timeout_ms = 0\n",
+                "line 2: redis.command_timeout_ms = 0: must be a positive number of milliseconds",
+            ),
+            (
+                "[server]\nshutdown_grace_ms = 18446744073709551616\n",
+                "line 2: server.shutdown_grace_ms = 18446744073709551616: too large, at most \
+                 18446744073709551615 milliseconds",
+            ),
+            (
+                "[balancer]\nprobe_interval_ms = -1\n",
+                "line 2: balancer.probe_interval_ms = -1: must be 0 (probing off) or a positive \
+                 number of milliseconds",
+            ),
+            (
+                "[redis]\ntoken_ttl_secs = 1000000000000001\n",
+                "line 2: redis.token_ttl_secs = 1000000000000001: must be 0 (tokens never \
+                 expire) or a number of seconds from 1 to 1000000000000000",
+            ),
+        ] {
+            assert_eq!(
+                error(&format!("{text}{ONE_SERVER}")),
+                format!("{PATH}: {expected}")
+            );
+        }
+    }
+
+    #[test]
+    fn token_ttl() {
+        let text = format!("[redis]\ntoken_ttl_secs = 0\n{ONE_SERVER}");
+        assert_eq!(
+            parse(&text).expect("0 = never expire").redis.token_ttl_secs,
+            0
+        );
+
+        for value in ["-1", "1000000000000000000"] {
+            let message = error(&format!("[redis]\ntoken_ttl_secs = {value}\n{ONE_SERVER}"));
+            assert_mentions(
+                &message,
+                &["line 2: ", &format!("redis.token_ttl_secs = {value}: ")],
+            );
+        }
+    }
+
+    #[test]
+    fn empty_login_count_key() {
+        for value in ["", " "] {
+            let message = error(&format!(
+                "[redis]\nlogin_count_key = {value:?}\n{ONE_SERVER}"
+            ));
+            assert_mentions(
+                &message,
+                &[
+                    "line 2: ",
+                    &format!("redis.login_count_key = {value:?}: "),
+                    "empty",
+                ],
+            );
+        }
+    }
+
+    #[test]
+    fn bad_redis_url_in_file() {
+        let message = error(&format!(
+            "[redis]\n\nurl = \"http://user:hunter2@localhost\"\n{ONE_SERVER}"
+        ));
+        assert_mentions(
+            &message,
+            &[
+                "line 3: ",
+                "redis.url = \"http://user:***@localhost\"",
+                "Redis URL",
+            ],
+        );
+        assert!(!message.contains("hunter2"), "password leaked: {message}");
+    }
+
+    #[test]
+    fn bad_redis_url_from_env() {
+        let message = Settings::parse(
+            EXAMPLE,
+            Path::new(PATH),
+            Some("redis://:hunter2@h:notaport"),
+        )
+        .expect_err("rejected")
+        .to_string();
+        assert_mentions(
+            &message,
+            &[
+                &format!("{PATH}: "),
+                "STATUS_REDIS_URL = \"redis://:***@h:notaport\"",
+            ],
+        );
+        assert!(!message.contains("hunter2"), "password leaked: {message}");
+        assert!(
+            !message.contains("line"),
+            "env value has no line: {message}"
+        );
+    }
+}
