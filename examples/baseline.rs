@@ -1,4 +1,4 @@
-//! Baseline servers for the benchmark suite (`bench/run`, issue 4): the same
+//! Baseline servers for the benchmark suite (`bench/run`): the same
 //! `message.StatusService` as status-server, written the plain way — tonic
 //! handlers that talk to Redis directly, no actors, no balancing.
 //!
@@ -12,7 +12,7 @@
 //!   clone of one multiplexed `redis::aio::ConnectionManager` (many commands in flight, no
 //!   lock), then replies `127.0.0.1` / `8090` / token. Login does exactly one
 //!   `GET utoken_<uid>` and compares in constant time. Error codes, input checks and the
-//!   Redis deadline (1 s, failures become gRPC `UNAVAILABLE`) are those of CONTRACT §3, so
+//!   Redis deadline (1 s, failures become gRPC `UNAVAILABLE`) are those of docs/contract.md §3, so
 //!   it does the same work per call as status-server minus the actors and the balancing.
 //! - **(b) `--no-redis`: the gRPC ceiling.** The same replies with no Redis at all: the
 //!   token is minted but not stored, and Login accepts any token that passes the input
@@ -42,7 +42,7 @@ const MAX_REQUEST_BYTES: usize = 64 * 1024;
 const TOKEN_TTL_SECS: u64 = 86_400;
 /// Deadline of a Redis command (the default `command_timeout_ms`).
 const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
-/// Longest token Login looks up (CONTRACT §3).
+/// Longest token Login looks up (docs/contract.md §3).
 const MAX_TOKEN_BYTES: usize = 128;
 /// The fixed placement every GetChatServer returns.
 const CHAT_HOST: &str = "127.0.0.1";

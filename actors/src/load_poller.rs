@@ -34,7 +34,7 @@ const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub struct PollSettings {
     pub servers: Vec<ChatServer>,
-    /// The load hash (CONTRACT §2).
+    /// The load hash (docs/contract.md §2).
     pub login_count_key: String,
     pub poll_interval: Duration,
     /// `None` turns probing off.

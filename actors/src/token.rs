@@ -1,7 +1,7 @@
 //! Login tokens: how they are minted, which inputs are rejected before Redis,
 //! and how a presented token is compared with the stored one.
 //!
-//! Pure functions, so the rules of CONTRACT §3 are unit-tested without Redis.
+//! Pure functions, so the rules of docs/contract.md §3 are unit-tested without Redis.
 
 use subtle::ConstantTimeEq;
 

@@ -1,6 +1,6 @@
 //! `TokenActor`: owns the Redis side of login tokens, writes and checks them.
 //!
-//! Key and value follow CONTRACT §2 (`{token_prefix}{uid}` = token, written
+//! Key and value follow docs/contract.md §2 (`{token_prefix}{uid}` = token, written
 //! with `SET .. EX ttl`), so deployed ChatServers that read Redis directly see
 //! the same tokens.
 //!

@@ -1,7 +1,7 @@
 //! The `message.StatusService` gRPC service: wire <-> actor messages, nothing more.
 //!
 //! Each RPC becomes one message to an actor; the answer becomes a reply with a
-//! business error code (CONTRACT §1) or a gRPC status for infrastructure
+//! business error code (docs/contract.md §1) or a gRPC status for infrastructure
 //! failures. Decisions (validation, choice, token checks) live in the actors.
 //! Each call's outcome and latency are recorded when metrics are on.
 

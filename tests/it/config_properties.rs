@@ -1,4 +1,4 @@
-//! Property tests of config parsing: the fuzzing of issue 3 that runs with every `cargo test`.
+//! Property tests of config parsing: fuzzing that runs with every `cargo test`.
 //!
 //! `Settings::parse` must never panic, must explain every rejection in exactly one line that
 //! starts with the path, and must hand out only settings that passed every check. Three
@@ -6,7 +6,7 @@
 //! values written); and valid configs broken by random mutations (wrong types, huge
 //! integers, unknown keys, duplicate names, moved or cut text, ...).
 //!
-//! The default is 256 cases per property; `PROPTEST_CASES=100000 cargo test --test properties`
+//! The default is 256 cases per property; `PROPTEST_CASES=100000 cargo test --test it config_properties`
 //! runs longer. `fuzz/` holds the cargo-fuzz target of the same checks.
 
 use std::collections::HashSet;

@@ -1,4 +1,4 @@
-//! GetChatServer against a real Redis, through a tonic client (CONTRACT §3).
+//! GetChatServer against a real Redis, through a tonic client (docs/contract.md §3).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -1,4 +1,4 @@
-//! Login against a real Redis, through a tonic client (CONTRACT §3).
+//! Login against a real Redis, through a tonic client (docs/contract.md §3).
 
 use status_server::proto::status_service_client::StatusServiceClient;
 use status_server::proto::{GetChatServerReq, LoginReq, LoginRsp};

@@ -1,4 +1,4 @@
-//! The wire contract (CONTRACT §1), checked independently of `proto/`.
+//! The wire contract (docs/contract.md §1), checked independently of `proto/`.
 //!
 //! The messages below are written by hand from the contract's table (names,
 //! field numbers, types) and sent to the full method paths, so a change to
