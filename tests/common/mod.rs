@@ -268,8 +268,34 @@ pub fn write_config(text: &str) -> (tempfile::TempDir, PathBuf) {
 }
 
 /// The `status-server` binary Cargo built for these tests.
-pub fn server_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_status-server"))
+///
+/// Cargo names it in `CARGO_BIN_EXE_status-server` only for the root package's own
+/// tests; the tests of other packages (statusctl's) find it in the target directory,
+/// where `cargo test --workspace` builds it before any test runs, because the root
+/// package has integration tests. (`cargo test -p statusctl` alone does not build it.)
+pub fn server_binary() -> PathBuf {
+    match option_env!("CARGO_BIN_EXE_status-server") {
+        Some(path) => PathBuf::from(path),
+        None => built_binary(Path::new("status-server")),
+    }
+}
+
+/// `relative` in the profile directory of the running test binary
+/// (`target/<profile>/deps/<test>` -> `target/<profile>/<relative>`), where `cargo test`
+/// puts the binaries and examples of the workspace.
+fn built_binary(relative: &Path) -> PathBuf {
+    let exe = std::env::current_exe().expect("path of the test binary");
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|profile| profile.join(relative))
+        .expect("test binary lives in target/<profile>/deps");
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`, which builds it",
+        path.display()
+    );
+    path
 }
 
 /// A running `status-server` process, killed on drop.
@@ -595,21 +621,9 @@ impl Drop for LoadWorkers {
 }
 
 /// The stand-in ChatServer example (`examples/chatserver.rs`), which
-/// `cargo test` builds next to the test binaries.
+/// `cargo test` of the root package builds next to the test binaries.
 pub fn chatserver_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("path of the test binary");
-    // target/<profile>/deps/<test> -> target/<profile>/examples/chatserver
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|profile| profile.join("examples").join("chatserver"))
-        .expect("test binary lives in target/<profile>/deps");
-    assert!(
-        path.exists(),
-        "{} is missing: run the tests with `cargo test`, which builds the examples",
-        path.display()
-    );
-    path
+    built_binary(&Path::new("examples").join("chatserver"))
 }
 
 /// A running stand-in ChatServer, killed on drop.

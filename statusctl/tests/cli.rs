@@ -2,7 +2,12 @@
 //! `status-server` and `redis-server`, checking its text and `--json` output and its exit
 //! codes (0 success, 1 business error / not serving / not applied, 2 usage, 3 unreachable
 //! or gRPC error).
+//!
+//! The harness is the root package's (`tests/common`), included by path; it finds the
+//! `status-server` binary and the stand-in ChatServer in the target directory, where
+//! `cargo test --workspace` builds them.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::collections::HashMap;
@@ -394,8 +399,6 @@ async fn bench_login_seeds_its_tokens_and_unseeded_uids_exit_1() {
     assert!(fields["latency"].starts_with("p50 "), "{fields:?}");
     assert!(run.error_line().contains("business error"));
 }
-
-// The tests below need the server side of issue 5 (Admin service, gRPC health).
 
 #[tokio::test]
 async fn servers_lists_the_configured_chat_servers_with_their_state() {

@@ -28,18 +28,18 @@
 //!
 //! Every error is one line on stderr: `statusctl: error: <message>`.
 //!
-//! Modules: `connect` (address, timeout, channels), `failure` (errors and exit codes),
+//! Modules: `target` (address, timeout, channels), `failure` (errors and exit codes),
 //! `output` (tables, fields, JSON), one module per command (`calls`, `servers`, `health`,
 //! `reload`, `bench`).
 
 mod bench;
 mod calls;
-mod connect;
 mod failure;
 mod health;
 mod output;
 mod reload;
 mod servers;
+mod target;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -47,8 +47,8 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand};
 
-use connect::{Target, parse_addr, parse_positive_secs};
 use failure::{EXIT_USAGE, Failure, one_line};
+use target::{Target, parse_addr, parse_positive_secs};
 
 const EXIT_CODES: &str = "\
 Exit status:
@@ -257,7 +257,7 @@ mod tests {
         let cli = Cli::try_parse_from(["statusctl", "servers"]).unwrap();
         assert_eq!(cli.addr, "http://127.0.0.1:50052");
         assert_eq!(cli.timeout, Duration::from_secs(5));
-        let shipped = include_str!("../../../config/status.toml");
+        let shipped = include_str!("../../config/status.toml");
         assert!(shipped.contains("listen = \"0.0.0.0:50052\""));
     }
 }

@@ -8,9 +8,9 @@ use serde::Serialize;
 use status_server::proto::status_service_client::StatusServiceClient;
 use status_server::proto::{GetChatServerReq, LoginReq};
 
-use crate::connect::Target;
 use crate::failure::{Failure, business_error_name, check_business};
 use crate::output;
+use crate::target::Target;
 
 /// A GetChatServer reply (`port` stays the decimal string the wire carries).
 #[derive(Serialize)]

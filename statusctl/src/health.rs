@@ -9,9 +9,9 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::connect::Target;
 use crate::failure::Failure;
 use crate::output;
+use crate::target::Target;
 
 /// The services checked when `--service` is not given.
 pub const DEFAULT_SERVICES: [&str; 2] = ["", "message.StatusService"];
