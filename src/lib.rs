@@ -1,10 +1,13 @@
 //! status-server: the StatusServer of the chat system.
 //!
 //! `server` wires everything; `status_service` is the gRPC front end; the
-//! actors and balancing rules live in the `status-actors` crate (`actors/`).
+//! actors and balancing rules live in the `status-actors` crate (`actors/`);
+//! `contract` holds the facts clients share (error codes, health names, exit
+//! codes).
 
 pub mod admin_service;
 pub mod config;
+pub mod contract;
 pub mod drain;
 pub mod health;
 pub mod http_endpoints;

@@ -5,10 +5,11 @@
 //! prints `statusctl: error: ...` on stderr and exits 1.
 
 use serde::Serialize;
+use status_server::contract::error_code;
 use status_server::proto::status_service_client::StatusServiceClient;
 use status_server::proto::{GetChatServerReq, LoginReq};
 
-use crate::failure::{Failure, business_error_name, check_business};
+use crate::failure::{Failure, check_business};
 use crate::output;
 use crate::target::Target;
 
@@ -31,8 +32,8 @@ struct LoginReply {
 
 /// `0`, or the code with its meaning: `1011 (uid invalid)`.
 fn error_text(code: i32) -> String {
-    match business_error_name(code) {
-        Some(_) if code == 0 => "0".to_string(),
+    match error_code::meaning(code) {
+        Some(_) if code == error_code::SUCCESS => code.to_string(),
         Some(name) => format!("{code} ({name})"),
         None => code.to_string(),
     }

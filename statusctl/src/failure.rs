@@ -14,6 +14,8 @@
 use std::error::Error as StdError;
 use std::fmt;
 
+use status_server::contract::error_code;
+
 /// Exit code: the server answered, but with a refusal.
 pub const EXIT_REFUSED: u8 = 1;
 /// Exit code: bad command line (what clap uses).
@@ -102,20 +104,10 @@ pub fn code_name(code: tonic::Code) -> &'static str {
     }
 }
 
-/// The meaning of a business error code of `message.StatusService`.
-pub fn business_error_name(code: i32) -> Option<&'static str> {
-    match code {
-        0 => Some("success"),
-        1010 => Some("token invalid"),
-        1011 => Some("uid invalid"),
-        _ => None,
-    }
-}
-
 /// `Ok` for `error == 0`; otherwise the refusal naming the RPC and the code.
 pub fn check_business(rpc: &str, error: i32) -> Result<(), Failure> {
-    match (error, business_error_name(error)) {
-        (0, _) => Ok(()),
+    match (error, error_code::meaning(error)) {
+        (error_code::SUCCESS, _) => Ok(()),
         (code, Some(name)) => Err(Failure::Refused(format!(
             "{rpc} answered error {code} ({name})"
         ))),
