@@ -9,7 +9,7 @@ use status_server::contract::error_code;
 use status_server::proto::status_service_client::StatusServiceClient;
 use status_server::proto::{GetChatServerReq, LoginReq};
 
-use crate::failure::{Failure, check_business};
+use crate::failure::{Failure, check_business, describe_code};
 use crate::output;
 use crate::target::Target;
 
@@ -32,10 +32,10 @@ struct LoginReply {
 
 /// `0`, or the code with its meaning: `1011 (uid invalid)`.
 fn error_text(code: i32) -> String {
-    match error_code::meaning(code) {
-        Some(_) if code == error_code::SUCCESS => code.to_string(),
-        Some(name) => format!("{code} ({name})"),
-        None => code.to_string(),
+    if code == error_code::SUCCESS {
+        code.to_string()
+    } else {
+        describe_code(code)
     }
 }
 
