@@ -14,10 +14,8 @@ use status_actors::server_registry::{RegistrySnapshot, ServerRegistry, Snapshot}
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::contract::HEALTH_SERVICES;
 use crate::drain::DrainSignal;
-
-/// The services whose health is reported.
-pub const HEALTH_SERVICES: [&str; 2] = ["", "message.StatusService"];
 
 /// The `/healthz` verdict: `Ok(summary)` or `Err(reason)`, one line each.
 pub fn healthz(snapshot: &RegistrySnapshot) -> Result<String, String> {

@@ -5,10 +5,12 @@
 //! Inside: `actors` starts, reloads and stops the actors, `grpc` is the gRPC
 //! front end (one service per file), `http_endpoints` serves `/metrics` and
 //! `/healthz`. The actors and balancing rules live in the `status-actors`
-//! crate (`actors/`). The specification is `docs/contract.md`.
+//! crate (`actors/`). `contract` holds the facts clients share (error codes, health names, exit
+//! codes). The specification is `docs/contract.md`.
 
 mod actors;
 pub mod config;
+pub mod contract;
 mod drain;
 mod grpc;
 mod health;

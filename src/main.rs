@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use status_server::config::Settings;
+use status_server::contract::server_exit;
 use status_server::server::{Control, Exit, Listeners, Server, StartError};
 use tokio::sync::mpsc;
 
@@ -109,7 +110,7 @@ fn main() -> ExitCode {
         Err(err) => {
             // Straight to stderr: visible whatever RUST_LOG says.
             eprintln!("status-server: error: {err}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(server_exit::FAILURE);
         }
     };
 
@@ -122,11 +123,24 @@ fn main() -> ExitCode {
             .expect("building the tokio runtime at start-up")
     });
     match system.block_on(run(cli.config, settings)) {
-        Ok(Exit::Drained) => ExitCode::SUCCESS,
-        Ok(Exit::GraceExceeded | Exit::Forced) => ExitCode::FAILURE,
+        Ok(Exit::Drained) => ExitCode::from(server_exit::DRAINED),
+        Ok(Exit::GraceExceeded | Exit::Forced) => ExitCode::from(server_exit::FAILURE),
         Err(err) => {
             eprintln!("status-server: error: {err}");
-            ExitCode::FAILURE
+            ExitCode::from(server_exit::FAILURE)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_command_line_exits_with_the_usage_code() {
+        let err = Cli::try_parse_from(["status-server", "--no-such-flag"])
+            .err()
+            .expect("an unknown flag is a usage error");
+        assert_eq!(err.exit_code(), i32::from(server_exit::USAGE));
     }
 }

@@ -15,16 +15,10 @@ use status_actors::token_actor::{CheckToken, TokenActor};
 use tonic::{Request, Response, Status};
 
 use super::shutting_down;
+use crate::contract::error_code;
 use crate::metrics::{Metrics, Outcome, RpcMetrics};
 use crate::proto::status_service_server::StatusService as StatusServiceRpc;
 use crate::proto::{GetChatServerReq, GetChatServerRsp, LoginReq, LoginRsp};
-
-/// Business error codes carried in the replies' `error` field.
-pub mod error_code {
-    pub const SUCCESS: i32 = 0;
-    pub const TOKEN_INVALID: i32 = 1010;
-    pub const UID_INVALID: i32 = 1011;
-}
 
 /// Forwards both RPCs to the actors that own the state.
 #[derive(Clone)]

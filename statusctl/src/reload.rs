@@ -5,9 +5,9 @@ use serde::Serialize;
 use status_server::admin_proto::ReloadReq;
 use status_server::admin_proto::admin_client::AdminClient;
 
-use crate::connect::Target;
 use crate::failure::Failure;
 use crate::output;
+use crate::target::Target;
 
 #[derive(Serialize)]
 struct ReloadOut {

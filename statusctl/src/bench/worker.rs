@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use status_server::contract::error_code;
 use status_server::proto::status_service_client::StatusServiceClient;
 use status_server::proto::{GetChatServerReq, LoginReq};
 use tokio::time::Interval;
@@ -52,8 +53,10 @@ impl Worker {
                 .map(|rsp| {
                     let rsp = rsp.into_inner();
                     match rsp.error {
-                        0 if !rsp.host.is_empty() && rsp.token.len() == 36 => Outcome::Ok,
-                        0 => Outcome::Business(-1),
+                        error_code::SUCCESS if !rsp.host.is_empty() && rsp.token.len() == 36 => {
+                            Outcome::Ok
+                        }
+                        error_code::SUCCESS => Outcome::Business(-1),
                         code => Outcome::Business(code),
                     }
                 }),
@@ -65,7 +68,7 @@ impl Worker {
                 })
                 .await
                 .map(|rsp| match rsp.into_inner().error {
-                    0 => Outcome::Ok,
+                    error_code::SUCCESS => Outcome::Ok,
                     code => Outcome::Business(code),
                 }),
         };

@@ -5,9 +5,9 @@ use serde::Serialize;
 use status_server::admin_proto::admin_client::AdminClient;
 use status_server::admin_proto::{ChatServerState, ListServersReq};
 
-use crate::connect::Target;
 use crate::failure::Failure;
 use crate::output;
+use crate::target::Target;
 
 /// The ListServers reply, field for field (snake_case names, numbers as numbers).
 #[derive(Serialize)]

@@ -5,16 +5,14 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use status_server::contract::HEALTH_SERVICES;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::connect::Target;
 use crate::failure::Failure;
 use crate::output;
-
-/// The services checked when `--service` is not given.
-pub const DEFAULT_SERVICES: [&str; 2] = ["", "message.StatusService"];
+use crate::target::Target;
 
 #[derive(Serialize)]
 struct HealthOut {
@@ -35,7 +33,8 @@ fn display_name(service: &str) -> &str {
 
 pub async fn run(target: &Target, json: bool, services: &[String]) -> Result<(), Failure> {
     let services: Vec<String> = if services.is_empty() {
-        DEFAULT_SERVICES.iter().map(|s| (*s).to_string()).collect()
+        // Every service the server reports.
+        HEALTH_SERVICES.iter().map(|s| (*s).to_string()).collect()
     } else {
         services.to_vec()
     };

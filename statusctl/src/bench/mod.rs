@@ -31,9 +31,9 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use status_server::proto::status_service_client::StatusServiceClient;
 
-use crate::connect::{Target, parse_positive_secs, parse_secs};
 use crate::failure::Failure;
 use crate::output;
+use crate::target::{Target, parse_positive_secs, parse_secs};
 use progress::Progress;
 use report::{Report, Setup};
 use tally::Tally;

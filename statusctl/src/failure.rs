@@ -5,14 +5,16 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | success |
-//! | 1 | the server answered, but no: a business error (`error != 0`), a service NOT_SERVING, a reload not applied, a benchmark with business errors |
+//! | 1 | the server answered, but no: a business error (`error != 0`), a ChatServer refusing the login of `connect`, a service NOT_SERVING, a reload not applied, a benchmark with business errors |
 //! | 2 | bad command line (clap's usage errors) |
-//! | 3 | the server (or Redis, for `bench --seed-redis`) could not be reached, or a call failed with a gRPC status |
+//! | 3 | the server (or Redis, for `bench --seed-redis`, or the ChatServer, for `connect`) could not be reached, or a call failed with a gRPC status |
 //!
 //! Every failure prints exactly one line on stderr: `statusctl: error: <message>`.
 
 use std::error::Error as StdError;
 use std::fmt;
+
+use status_server::contract::error_code;
 
 /// Exit code: the server answered, but with a refusal.
 pub const EXIT_REFUSED: u8 = 1;
@@ -102,24 +104,24 @@ pub fn code_name(code: tonic::Code) -> &'static str {
     }
 }
 
-/// The meaning of a business error code of `message.StatusService`.
-pub fn business_error_name(code: i32) -> Option<&'static str> {
-    match code {
-        0 => Some("success"),
-        1010 => Some("token invalid"),
-        1011 => Some("uid invalid"),
-        _ => None,
+/// A business error code with its meaning, `1011 (uid invalid)`; the bare code when the
+/// contract does not define it.
+pub fn describe_code(code: i32) -> String {
+    match error_code::meaning(code) {
+        Some(meaning) => format!("{code} ({meaning})"),
+        None => code.to_string(),
     }
 }
 
 /// `Ok` for `error == 0`; otherwise the refusal naming the RPC and the code.
 pub fn check_business(rpc: &str, error: i32) -> Result<(), Failure> {
-    match (error, business_error_name(error)) {
-        (0, _) => Ok(()),
-        (code, Some(name)) => Err(Failure::Refused(format!(
-            "{rpc} answered error {code} ({name})"
-        ))),
-        (code, None) => Err(Failure::Refused(format!("{rpc} answered error {code}"))),
+    if error == error_code::SUCCESS {
+        Ok(())
+    } else {
+        Err(Failure::Refused(format!(
+            "{rpc} answered error {}",
+            describe_code(error)
+        )))
     }
 }
 

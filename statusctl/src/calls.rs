@@ -5,12 +5,13 @@
 //! prints `statusctl: error: ...` on stderr and exits 1.
 
 use serde::Serialize;
+use status_server::contract::error_code;
 use status_server::proto::status_service_client::StatusServiceClient;
 use status_server::proto::{GetChatServerReq, LoginReq};
 
-use crate::connect::Target;
-use crate::failure::{Failure, business_error_name, check_business};
+use crate::failure::{Failure, check_business, describe_code};
 use crate::output;
+use crate::target::Target;
 
 /// A GetChatServer reply (`port` stays the decimal string the wire carries).
 #[derive(Serialize)]
@@ -31,10 +32,10 @@ struct LoginReply {
 
 /// `0`, or the code with its meaning: `1011 (uid invalid)`.
 fn error_text(code: i32) -> String {
-    match business_error_name(code) {
-        Some(_) if code == 0 => "0".to_string(),
-        Some(name) => format!("{code} ({name})"),
-        None => code.to_string(),
+    if code == error_code::SUCCESS {
+        code.to_string()
+    } else {
+        describe_code(code)
     }
 }
 

@@ -4,6 +4,8 @@
 //! statusctl [--addr URL] [--json] [--timeout SECS] <command>
 //!   get-server --uid N            GetChatServer: place a user, print host, port, token
 //!   login --uid N --token T       Login: check a user's token
+//!   connect --uid N [--hold]      a user's whole login flow: place it, connect to that
+//!                                 ChatServer, which checks the token with Login
 //!   servers                       the chat servers as the balancer sees them (Admin/ListServers)
 //!   health                        grpc.health.v1 Check of "" and message.StatusService
 //!   reload                        re-read the config file, like SIGHUP (Admin/Reload)
@@ -19,18 +21,18 @@
 //! Exit status, for scripts:
 //! - 0: success.
 //! - 1: the server answered, but no: a business error (`error != 0`, e.g. uid 0 or a wrong
-//!   token), a health check not SERVING, a reload not applied, a benchmark with business
-//!   errors.
+//!   token), a ChatServer refusing the login of `connect`, a health check not SERVING, a
+//!   reload not applied, a benchmark with business errors.
 //! - 2: bad command line.
 //! - 3: the server could not be reached, or a call failed with a gRPC status (UNAVAILABLE,
 //!   DEADLINE_EXCEEDED, UNIMPLEMENTED, ...), or `bench --seed-redis` could not store its
-//!   tokens.
+//!   tokens, or `connect`'s ChatServer could not be reached or could not check the token.
 //!
 //! Every error is one line on stderr: `statusctl: error: <message>`.
 //!
-//! Modules: `connect` (address, timeout, channels), `failure` (errors and exit codes),
-//! `output` (tables, fields, JSON), one module per command (`calls`, `servers`, `health`,
-//! `reload`, `bench`).
+//! Modules: `target` (address, timeout, channels), `failure` (errors and exit codes),
+//! `output` (tables, fields, JSON), one module per command (`calls`, `connect`, `servers`,
+//! `health`, `reload`, `bench`).
 
 mod bench;
 mod calls;
@@ -40,6 +42,7 @@ mod health;
 mod output;
 mod reload;
 mod servers;
+mod target;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -47,26 +50,28 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand};
 
-use connect::{Target, parse_addr, parse_positive_secs};
 use failure::{EXIT_USAGE, Failure, one_line};
+use target::{Target, parse_addr, parse_positive_secs};
 
 const EXIT_CODES: &str = "\
 Exit status:
   0  success
-  1  the server answered, but no: a business error (error != 0), a health check
-     not SERVING, a reload not applied, a benchmark with business errors
+  1  the server answered, but no: a business error (error != 0), a ChatServer
+     refusing the login (connect), a health check not SERVING, a reload not
+     applied, a benchmark with business errors
   2  bad command line
-  3  the server could not be reached, or a call failed with a gRPC status
+  3  the server (or connect's ChatServer) could not be reached, or a call failed
+     with a gRPC status
 
 Errors are one line on stderr: `statusctl: error: <message>`.";
 
-/// Operator command line for status-server: call its RPCs, list the chat servers, check
-/// health, reload the config, and benchmark it.
+/// Operator command line for status-server: call its RPCs, run a user's login flow, list
+/// the chat servers, check health, reload the config, and benchmark it.
 #[derive(Parser, Debug)]
 #[command(name = "statusctl", version, after_help = EXIT_CODES)]
 #[command(long_about = "Operator command line for status-server: call its RPCs \
-    (message.StatusService), list the chat servers as the balancer sees them and reload the \
-    config (statusadmin.v1.Admin), check gRPC health (grpc.health.v1), and benchmark it.\n\n\
+    (message.StatusService), run a user's whole login flow through a ChatServer, list the \
+    chat servers as the balancer sees them and reload the config (statusadmin.v1.Admin), check gRPC health (grpc.health.v1), and benchmark it.\n\n\
     Output is human-readable unless --json, which prints one JSON document on one line of \
     stdout; errors and the bench progress bar go to stderr.")]
 struct Cli {
@@ -110,6 +115,26 @@ enum Cmd {
         /// The token GetChatServer returned.
         #[arg(long)]
         token: String,
+    },
+    /// Run a user's whole login flow through its ChatServer; prints the ChatServer's reply.
+    ///
+    /// GetChatServer places the user; statusctl connects to that ChatServer and sends
+    /// `<uid> <token>`; the ChatServer checks the token with Login and replies OK, or ERR ...
+    #[command(
+        after_help = "The token shows only as the prefix status-server logs. With \
+        --hold the connection stays open after OK (it counts in the ChatServer's load) until \
+        Ctrl-C.\n\nExit status: 0 OK (with --hold: then Ctrl-C); 1 business error from \
+        GetChatServer, or the ChatServer refused the login (ERR 1010, ERR 1011); 3 \
+        status-server or the ChatServer unreachable, a gRPC error, the ChatServer's Login \
+        call failed (ERR unavailable), or it closed a held connection."
+    )]
+    Connect {
+        /// User id.
+        #[arg(long, allow_negative_numbers = true)]
+        uid: i32,
+        /// After OK, stay connected until Ctrl-C.
+        #[arg(long)]
+        hold: bool,
     },
     /// List the chat servers as the balancer sees them (Admin/ListServers).
     #[command(
@@ -197,6 +222,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.cmd {
         Cmd::GetServer { uid } => calls::get_server(&target, json, uid).await,
         Cmd::Login { uid, token } => calls::login(&target, json, uid, token).await,
+        Cmd::Connect { uid, hold } => connect::run(&target, json, uid, hold).await,
         Cmd::Servers => servers::run(&target, json).await,
         Cmd::Health { services } => health::run(&target, json, &services).await,
         Cmd::Reload => reload::run(&target, json).await,
@@ -257,7 +283,7 @@ mod tests {
         let cli = Cli::try_parse_from(["statusctl", "servers"]).unwrap();
         assert_eq!(cli.addr, "http://127.0.0.1:50052");
         assert_eq!(cli.timeout, Duration::from_secs(5));
-        let shipped = include_str!("../../../config/status.toml");
+        let shipped = include_str!("../../config/status.toml");
         assert!(shipped.contains("listen = \"0.0.0.0:50052\""));
     }
 }
