@@ -66,6 +66,7 @@ use log::{debug, info, warn};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use status_server::proto::LoginReq;
 use status_server::proto::status_service_client::StatusServiceClient;
+use status_server::redact::redact_url;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{SignalKind, signal};
@@ -499,16 +500,4 @@ fn status_message(status: &tonic::Status) -> String {
 /// Keeps a reply on one line.
 fn one_line(msg: &str) -> String {
     msg.replace(['\r', '\n'], " ")
-}
-
-/// Hides the password (the whole user-info part) of a Redis URL.
-fn redact_url(url: &str) -> String {
-    let Some(start) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let authority_end = url[start..].find('/').map_or(url.len(), |i| start + i);
-    match url[start..authority_end].rfind('@') {
-        Some(at) => format!("{}***@{}", &url[..start], &url[start + at + 1..]),
-        None => url.to_owned(),
-    }
 }

@@ -16,7 +16,7 @@ mod grpc;
 mod health;
 mod http_endpoints;
 mod metrics;
-mod redact;
+pub mod redact;
 pub mod reload;
 pub mod server;
 
