@@ -12,4 +12,5 @@ mod login;
 mod operability;
 mod process;
 mod reload;
+mod several_instances;
 mod wire;
