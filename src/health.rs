@@ -111,6 +111,7 @@ mod tests {
             servers,
             probing: false,
             redis_ok,
+            load_hash_present: true,
             last_poll: None,
             poll_failures: 0,
             poll_recoveries: 0,

@@ -79,6 +79,7 @@ pub struct Metrics {
     alive: IntGaugeVec,
     reachable: IntGaugeVec,
     redis_up: IntGauge,
+    load_hash_present: IntGauge,
     poll_age: Gauge,
     redis_errors: IntCounterVec,
     redis_recoveries: IntCounterVec,
@@ -136,6 +137,10 @@ impl Metrics {
                 "status_redis_up",
                 "1 when the last poll of the load hash succeeded",
             )?,
+            load_hash_present: IntGauge::new(
+                "status_load_hash_present",
+                "0 when the last successful poll found no load hash (login_count_key) at all",
+            )?,
             poll_age: Gauge::new(
                 "status_load_poll_age_seconds",
                 "Seconds since the last successful poll of the load hash (-1: never)",
@@ -178,6 +183,7 @@ impl Metrics {
             registry.register(Box::new(gauge.clone()))?;
         }
         registry.register(Box::new(metrics.redis_up.clone()))?;
+        registry.register(Box::new(metrics.load_hash_present.clone()))?;
         registry.register(Box::new(metrics.poll_age.clone()))?;
         registry.register(Box::new(metrics.redis_errors.clone()))?;
         registry.register(Box::new(metrics.redis_recoveries.clone()))?;
@@ -227,6 +233,8 @@ impl Metrics {
                 .set(i64::from(server.load.reachable));
         }
         self.redis_up.set(i64::from(snapshot.redis_ok));
+        self.load_hash_present
+            .set(i64::from(snapshot.load_hash_present));
         self.poll_age.set(snapshot.last_poll.map_or(-1.0, |at| {
             SystemTime::now()
                 .duration_since(at)
@@ -269,6 +277,7 @@ mod tests {
             servers: Vec::new(),
             probing: false,
             redis_ok: true,
+            load_hash_present: false,
             last_poll: Some(SystemTime::now()),
             poll_failures: 2,
             poll_recoveries: 1,
@@ -298,6 +307,7 @@ mod tests {
         );
         assert!(text.contains("status_redis_errors_total{user=\"token\"} 3"));
         assert!(text.contains("status_redis_errors_total{user=\"poll\"} 2"));
+        assert!(text.contains("status_load_hash_present 0"), "{text}");
         assert!(text.contains("status_build_info{version="));
         assert!(
             text.contains("status_request_duration_seconds_bucket{rpc=\"Login\",le=\"0.0001\"}")

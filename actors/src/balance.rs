@@ -16,6 +16,28 @@ pub enum LoadField {
     Invalid(String),
 }
 
+/// The load hash as one poll read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadHash {
+    /// What `EXISTS` answered for the key, in the same round trip as the fields.
+    pub key_exists: bool,
+    /// One entry per configured server: its field as `HMGET` read it.
+    pub fields: Vec<(String, LoadField)>,
+}
+
+impl LoadHash {
+    /// Whether the hash exists. The two reads are not one transaction: a
+    /// field that was read proves the hash existed even when `EXISTS`, sent
+    /// just before, said no (a ChatServer created it in between).
+    pub fn exists(&self) -> bool {
+        self.key_exists
+            || self
+                .fields
+                .iter()
+                .any(|(_, field)| *field != LoadField::Missing)
+    }
+}
+
 /// Longest excerpt of an invalid load value kept for the log line.
 const INVALID_EXCERPT_LEN: usize = 32;
 
@@ -150,6 +172,33 @@ mod tests {
             panic!("1000 x's are not a count");
         };
         assert_eq!(shown.len(), INVALID_EXCERPT_LEN);
+    }
+
+    fn hash(key_exists: bool, fields: &[LoadField]) -> LoadHash {
+        LoadHash {
+            key_exists,
+            fields: fields
+                .iter()
+                .map(|field| ("s".to_string(), field.clone()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_hash_exists_when_exists_says_so_or_a_field_was_read() {
+        use LoadField::{Count, Invalid, Missing};
+        assert!(
+            hash(true, &[Missing, Missing]).exists(),
+            "only other fields"
+        );
+        assert!(hash(true, &[]).exists());
+        assert!(!hash(false, &[Missing, Missing]).exists());
+        assert!(!hash(false, &[]).exists());
+        assert!(
+            hash(false, &[Missing, Count(3)]).exists(),
+            "created between"
+        );
+        assert!(hash(false, &[Invalid("x".into())]).exists());
     }
 
     #[test]

@@ -3,11 +3,15 @@
 //! Two periodic jobs, each a self-message rescheduled when the previous run
 //! finishes (so a slow run never overlaps the next), tagged with the chain's
 //! generation so a reload can replace the chain without doubling it:
-//! - `Poll` reads the load hash with one `HMGET` of the configured names every
-//!   `poll_interval` and reports the fields to the registry. A failed poll
-//!   reports its error instead, so the registry keeps the last known counts;
-//!   the registry also tracks the polls' health, and logs an outage once when
-//!   it starts (with the age of those counts) and once when it ends.
+//! - `Poll` reads the load hash every `poll_interval`, in one round trip:
+//!   `EXISTS` of the key, then `HMGET` of the configured names (`HMGET`
+//!   alone cannot tell a missing hash from missing fields, and the registry
+//!   treats those differently). Both touch one key, so one node and one
+//!   slot answer them in every Redis mode. It reports what it read to the
+//!   registry, which decides. A failed poll reports its error instead, so
+//!   the registry keeps the last known counts; the registry also tracks the
+//!   polls' health, and logs an outage once when it starts (with the age of
+//!   those counts) and once when it ends.
 //! - `Probe` opens a TCP connection to every server in parallel every
 //!   `probe_interval` (when probing is on) and reports who accepted.
 //!
@@ -22,10 +26,14 @@ use futures_util::future::join_all;
 use redis::aio::ConnectionManager;
 
 use crate::Shutdown;
-use crate::balance::parse_load_field;
+use crate::balance::{LoadHash, parse_load_field};
 use crate::chat_server::ChatServer;
 use crate::redis_link::{RedisFailure, with_deadline};
 use crate::server_registry::{LoadReport, PollFailed, ProbeReport, ServerRegistry};
+
+/// What one poll reads: `EXISTS` of the load hash, and its fields in the
+/// order of the configured servers (`None`: no such field).
+type HashRead = (bool, Vec<Option<Vec<u8>>>);
 
 /// Longest a TCP probe waits for a connection, whatever the probe interval.
 const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -76,27 +84,24 @@ impl Actor for LoadPoller {
 }
 
 impl LoadPoller {
-    /// Reads the load hash: one `HMGET` of the configured names.
-    fn read_loads(
-        &self,
-    ) -> impl Future<Output = Result<Vec<Option<Vec<u8>>>, RedisFailure>> + 'static {
+    /// Reads the load hash: whether the key exists, and the configured
+    /// names' fields, as one pipeline (one round trip, one deadline).
+    fn read_loads(&self) -> impl Future<Output = Result<HashRead, RedisFailure>> + 'static {
         let mut conn = self.conn.clone();
-        let mut hmget = redis::cmd("HMGET");
-        hmget.arg(&self.settings.login_count_key);
+        let key = &self.settings.login_count_key;
+        let mut pipe = redis::pipe();
+        pipe.cmd("EXISTS").arg(key).cmd("HMGET").arg(key);
         for server in &self.settings.servers {
-            hmget.arg(&server.name);
+            pipe.arg(&server.name);
         }
         let timeout = self.settings.command_timeout;
-        async move { with_deadline(timeout, hmget.query_async(&mut conn)).await }
+        async move { with_deadline(timeout, pipe.query_async(&mut conn)).await }
     }
 
     /// Turns a read into a report (`Err(PollFailed)` on failure: the registry
     /// keeps the last counts).
-    fn load_report(
-        &self,
-        read: Result<Vec<Option<Vec<u8>>>, RedisFailure>,
-    ) -> Result<LoadReport, PollFailed> {
-        let values = read.map_err(|error| PollFailed { error })?;
+    fn load_report(&self, read: Result<HashRead, RedisFailure>) -> Result<LoadReport, PollFailed> {
+        let (key_exists, values) = read.map_err(|error| PollFailed { error })?;
         let fields = self
             .settings
             .servers
@@ -104,7 +109,9 @@ impl LoadPoller {
             .zip(values)
             .map(|(server, raw)| (server.name.clone(), parse_load_field(raw.as_deref())))
             .collect();
-        Ok(LoadReport { fields })
+        Ok(LoadReport {
+            hash: LoadHash { key_exists, fields },
+        })
     }
 
     /// Probes every server in parallel; `None` when probing is off.

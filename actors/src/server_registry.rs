@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use actix::prelude::*;
 
 use crate::Shutdown;
-use crate::balance::LoadField;
+use crate::balance::LoadHash;
 use crate::chat_server::ChatServer;
 use crate::redis_link::RedisFailure;
 use crate::server_table::ServerTable;
@@ -143,18 +143,18 @@ impl Handler<Settle> for ServerRegistry {
     }
 }
 
-/// The load hash as one poll read it, one entry per configured server.
+/// The load hash as one poll read it, one field per configured server.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct LoadReport {
-    pub fields: Vec<(String, LoadField)>,
+    pub hash: LoadHash,
 }
 
 impl Handler<LoadReport> for ServerRegistry {
     type Result = ();
 
     fn handle(&mut self, report: LoadReport, _ctx: &mut Self::Context) {
-        self.table.apply_loads(report.fields, SystemTime::now());
+        self.table.apply_loads(report.hash, SystemTime::now());
     }
 }
 

@@ -12,12 +12,18 @@
 //! A placement holds an in-flight count on its server while the token is
 //! written, so concurrent requests already spread; once the token is stored
 //! it counts as an assignment, and if the write fails it is just released.
+//!
+//! A poll that finds no load hash at all (a Redis restarted without
+//! persistence, or a replica promoted while empty) is not read as "every
+//! server stopped": with probing on, each server keeps its last count, its
+//! assignments keep adding up, and the probes alone decide who is alive,
+//! until the hash exists again (docs/contract.md §5).
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::balance::{LoadField, ServerLoad, choose_server};
+use crate::balance::{LoadField, LoadHash, ServerLoad, choose_server};
 use crate::chat_server::ChatServer;
 use crate::outage::OutageTracker;
 use crate::redis_link::RedisFailure;
@@ -27,7 +33,8 @@ use crate::redis_link::RedisFailure;
 struct ServerEntry {
     server: Arc<ChatServer>,
     load: ServerLoad,
-    /// The field as the last poll read it; `None` before the first poll.
+    /// The field as the last poll that found the hash read it; `None`
+    /// before the first such poll.
     field: Option<LoadField>,
     /// When the last probe result arrived; `None` before the first.
     last_probe: Option<SystemTime>,
@@ -56,6 +63,34 @@ impl ServerEntry {
             last_probe: self.last_probe,
         }
     }
+}
+
+/// Takes one field of a poll that found the hash: its count replaces the
+/// assignments since the previous poll; a change of kind is logged.
+fn apply_field(entry: &mut ServerEntry, field: LoadField) {
+    let name = &entry.server.name;
+    let changed =
+        entry.field.as_ref().map(std::mem::discriminant) != Some(std::mem::discriminant(&field));
+    // Log changes only: a bad field would otherwise warn every poll.
+    if changed {
+        match &field {
+            LoadField::Count(count) => {
+                log::info!("{name}: alive in the load hash (count {count})")
+            }
+            LoadField::Missing => {
+                log::warn!("{name}: no field in the load hash (not running?); not choosing it")
+            }
+            LoadField::Invalid(raw) => {
+                log::warn!("{name}: load field holds {raw:?}, not a count; not choosing it")
+            }
+        }
+    }
+    entry.load.polled = match &field {
+        LoadField::Count(count) => Some(*count),
+        LoadField::Missing | LoadField::Invalid(_) => None,
+    };
+    entry.field = Some(field);
+    entry.load.assigned_since_poll = 0;
 }
 
 impl AsRef<ServerLoad> for ServerEntry {
@@ -100,7 +135,8 @@ impl std::error::Error for PlacementError {}
 pub struct ServerSnapshot {
     pub server: Arc<ChatServer>,
     pub load: ServerLoad,
-    /// The field as the last poll read it; `None` before the first poll.
+    /// The field as the last poll that found the hash read it; `None`
+    /// before the first such poll.
     pub field: Option<LoadField>,
     pub alive: bool,
     pub last_probe: Option<SystemTime>,
@@ -113,6 +149,8 @@ pub struct RegistrySnapshot {
     pub probing: bool,
     /// Whether the most recent poll succeeded.
     pub redis_ok: bool,
+    /// False when the last successful poll found no load hash at all.
+    pub load_hash_present: bool,
     pub last_poll: Option<SystemTime>,
     /// Failed polls since start.
     pub poll_failures: u64,
@@ -134,6 +172,9 @@ pub struct ServerTable {
     probing: bool,
     /// When a poll last succeeded; `None` until the first one did.
     last_poll: Option<SystemTime>,
+    /// False while successful polls find no load hash at all; true until
+    /// one does.
+    load_hash_present: bool,
     /// Outcomes of the polls: health, the outage log lines, metrics.
     polls: OutageTracker,
     /// Where the next tie-break starts, so equal servers take turns.
@@ -151,6 +192,7 @@ impl ServerTable {
                 .collect(),
             probing,
             last_poll: None,
+            load_hash_present: true,
             polls: OutageTracker::default(),
             next_start: 0,
         }
@@ -195,10 +237,12 @@ impl ServerTable {
             .servers
             .iter()
             .map(|entry| {
-                let why = match entry.field {
-                    Some(LoadField::Count(_)) => "does not accept TCP connections",
-                    Some(LoadField::Invalid(_)) => "its load field is not a count",
-                    Some(LoadField::Missing) | None => "not in the load hash",
+                // A count (polled, or kept while the hash is gone) leaves
+                // only the probe to blame.
+                let why = match (entry.load.polled, &entry.field) {
+                    (Some(_), _) => "does not accept TCP connections",
+                    (None, Some(LoadField::Invalid(_))) => "its load field is not a count",
+                    (None, _) => "not in the load hash",
                 };
                 format!("{}: {why}", entry.server.name)
             })
@@ -218,42 +262,47 @@ impl ServerTable {
         }
     }
 
-    /// Applies a successful poll read at `now`: one field per server. The
+    /// Applies a successful poll read at `now`. While the hash exists, the
     /// new counts replace the assignments made since the previous poll.
-    pub fn apply_loads(&mut self, fields: Vec<(String, LoadField)>, now: SystemTime) {
+    /// Without it, probing keeps every server's last count (0 if it has
+    /// none) and its assignments; without probing, a missing hash is a
+    /// missing field for every server.
+    pub fn apply_loads(&mut self, hash: LoadHash, now: SystemTime) {
         if self.polls.record_success() {
             log::info!("load poll succeeds again");
         }
-        for (name, field) in fields {
-            let Some(entry) = self.entry_mut(&name) else {
-                continue;
-            };
-            let changed = entry.field.as_ref().map(std::mem::discriminant)
-                != Some(std::mem::discriminant(&field));
-            // Log changes only: a bad field would otherwise warn every poll.
-            if changed {
-                match &field {
-                    LoadField::Count(count) => {
-                        log::info!("{name}: alive in the load hash (count {count})")
-                    }
-                    LoadField::Missing => {
-                        log::warn!(
-                            "{name}: no field in the load hash (not running?); not choosing it"
-                        )
-                    }
-                    LoadField::Invalid(raw) => {
-                        log::warn!("{name}: load field holds {raw:?}, not a count; not choosing it")
-                    }
+        let present = hash.exists();
+        if present != std::mem::replace(&mut self.load_hash_present, present) {
+            self.log_load_hash_change();
+        }
+        if present || !self.probing {
+            for (name, field) in hash.fields {
+                if let Some(entry) = self.entry_mut(&name) {
+                    apply_field(entry, field);
                 }
             }
-            entry.load.polled = match &field {
-                LoadField::Count(count) => Some(*count),
-                LoadField::Missing | LoadField::Invalid(_) => None,
-            };
-            entry.field = Some(field);
-            entry.load.assigned_since_poll = 0;
+        } else {
+            for entry in &mut self.servers {
+                entry.load.polled.get_or_insert(0);
+            }
         }
         self.last_poll = Some(now);
+    }
+
+    /// Logs that the load hash vanished or came back: once per episode.
+    fn log_load_hash_change(&self) {
+        match (self.load_hash_present, self.probing) {
+            (true, _) => log::info!("the load hash exists again; choosing by its counts"),
+            (false, true) => log::warn!(
+                "the load hash does not exist (Redis restarted empty, or failed over?); \
+                 until it does, each chat server that accepts TCP connections stays choosable \
+                 with its last count"
+            ),
+            (false, false) => log::warn!(
+                "the load hash does not exist (Redis restarted empty, or failed over?); \
+                 without probing no chat server is alive until it does"
+            ),
+        }
     }
 
     /// A poll failed at `now`: the counts stay as the last poll read them,
@@ -343,6 +392,13 @@ impl ServerTable {
         for gone in old {
             log::info!("{}: removed", gone.server.name);
         }
+        if !probing && !self.load_hash_present {
+            // The counts kept for the probes' sake: without probing a missing
+            // hash leaves no server alive.
+            for entry in &mut self.servers {
+                apply_field(entry, LoadField::Missing);
+            }
+        }
         self.next_start = 0;
     }
 
@@ -352,6 +408,7 @@ impl ServerTable {
             servers: self.servers.iter().map(ServerEntry::snapshot).collect(),
             probing: self.probing,
             redis_ok: self.last_poll.is_some() && !self.polls.in_outage(),
+            load_hash_present: self.load_hash_present,
             last_poll: self.last_poll,
             poll_failures: self.polls.errors(),
             poll_recoveries: self.polls.recoveries(),
@@ -371,11 +428,35 @@ mod tests {
         }
     }
 
-    fn counts(pairs: &[(&str, u64)]) -> Vec<(String, LoadField)> {
-        pairs
-            .iter()
-            .map(|&(name, count)| (name.to_string(), LoadField::Count(count)))
-            .collect()
+    /// A poll that found the hash, with these fields.
+    fn found(fields: Vec<(&str, LoadField)>) -> LoadHash {
+        LoadHash {
+            key_exists: true,
+            fields: fields
+                .into_iter()
+                .map(|(name, field)| (name.to_string(), field))
+                .collect(),
+        }
+    }
+
+    fn counts(pairs: &[(&str, u64)]) -> LoadHash {
+        found(
+            pairs
+                .iter()
+                .map(|&(name, count)| (name, LoadField::Count(count)))
+                .collect(),
+        )
+    }
+
+    /// A poll that found no hash: `EXISTS` said 0, every field is missing.
+    fn vanished(names: &[&str]) -> LoadHash {
+        LoadHash {
+            key_exists: false,
+            fields: names
+                .iter()
+                .map(|name| (name.to_string(), LoadField::Missing))
+                .collect(),
+        }
     }
 
     fn at(secs: u64) -> SystemTime {
@@ -474,11 +555,11 @@ mod tests {
         assert_eq!(load_of(&table, "b").in_flight, 1);
 
         table.apply_loads(
-            vec![
-                ("a".to_string(), LoadField::Missing),
-                ("b".to_string(), LoadField::Count(9)),
-                ("unknown".to_string(), LoadField::Count(0)),
-            ],
+            found(vec![
+                ("a", LoadField::Missing),
+                ("b", LoadField::Count(9)),
+                ("unknown", LoadField::Count(0)),
+            ]),
             at(5),
         );
         let snapshot = table.snapshot();
@@ -493,10 +574,7 @@ mod tests {
         assert_eq!(snapshot.last_poll, Some(at(5)));
         assert_eq!(snapshot.servers.len(), 2, "unknown names are ignored");
 
-        table.apply_loads(
-            vec![("b".to_string(), LoadField::Invalid("x".into()))],
-            at(6),
-        );
+        table.apply_loads(found(vec![("b", LoadField::Invalid("x".into()))]), at(6));
         assert_eq!(
             table.snapshot().alive_count(),
             0,
@@ -601,11 +679,11 @@ mod tests {
             true,
         );
         table.apply_loads(
-            vec![
-                ("up".into(), LoadField::Count(0)),
-                ("bad".into(), LoadField::Invalid("x".into())),
-                ("gone".into(), LoadField::Missing),
-            ],
+            found(vec![
+                ("up", LoadField::Count(0)),
+                ("bad", LoadField::Invalid("x".into())),
+                ("gone", LoadField::Missing),
+            ]),
             at(0),
         );
         table.apply_probes(vec![("up".into(), false)], at(0));
@@ -662,5 +740,146 @@ mod tests {
         let load = load_of(&table, "a");
         assert_eq!((load.polled, load.assigned_since_poll), (Some(3), 1));
         assert_eq!(table.place(2).expect("still alive").name, "a");
+    }
+
+    /// Probing on: a (count 5), b (0), c (no field) and d (count 0) polled;
+    /// all but d accept TCP connections.
+    fn probed_then_vanished() -> ServerTable {
+        let names = ["a", "b", "c", "d"];
+        let servers = names.iter().zip(1..).map(|(n, p)| server(n, p)).collect();
+        let mut table = ServerTable::new(servers, true);
+        table.apply_loads(
+            found(vec![
+                ("a", LoadField::Count(5)),
+                ("b", LoadField::Count(0)),
+                ("c", LoadField::Missing),
+                ("d", LoadField::Count(0)),
+            ]),
+            at(0),
+        );
+        let reachable = names.iter().map(|n| (n.to_string(), *n != "d")).collect();
+        table.apply_probes(reachable, at(0));
+        table.place(1).expect("b is the least loaded");
+        table.settle("b", true);
+        table.apply_loads(vanished(&names), at(1));
+        table
+    }
+
+    #[test]
+    fn a_vanished_hash_keeps_reachable_servers_with_their_last_counts_when_probing() {
+        let snapshot = probed_then_vanished().snapshot();
+        assert!(!snapshot.load_hash_present);
+        assert!(snapshot.redis_ok, "Redis answered the poll");
+        assert_eq!(snapshot.last_poll, Some(at(1)));
+        let state: Vec<_> = snapshot
+            .servers
+            .iter()
+            .map(|s| (s.server.name.as_str(), s.load.polled, s.alive))
+            .collect();
+        assert_eq!(
+            state,
+            [
+                ("a", Some(5), true),
+                ("b", Some(0), true),
+                ("c", Some(0), true),  // never had a count: 0
+                ("d", Some(0), false), // does not accept TCP connections
+            ]
+        );
+        let b = &snapshot.servers[1];
+        assert_eq!(b.load.assigned_since_poll, 1, "assignments are kept");
+        assert_eq!(
+            snapshot.servers[2].field,
+            Some(LoadField::Missing),
+            "fields stay as the hash last said"
+        );
+    }
+
+    #[test]
+    fn assignments_add_up_while_the_hash_is_gone() {
+        let mut table = probed_then_vanished();
+        let mut chosen = Vec::new();
+        for uid in 2..=5 {
+            let server = table.place(uid).expect("alive servers");
+            table.settle(&server.name, true);
+            chosen.push(server.name.to_string());
+            table.apply_loads(vanished(&["a", "b", "c", "d"]), at(2));
+        }
+        // b already had one user: c catches up, then they take turns.
+        assert_eq!(chosen, ["c", "b", "c", "b"]);
+        let assigned = |name| load_of(&table, name).assigned_since_poll;
+        assert_eq!((assigned("b"), assigned("c")), (3, 2));
+    }
+
+    #[test]
+    fn once_the_hash_is_back_its_fields_rule_again() {
+        let mut table = probed_then_vanished();
+        table.apply_loads(found(vec![("a", LoadField::Count(7))]), at(2));
+        let snapshot = table.snapshot();
+        assert!(snapshot.load_hash_present);
+        assert_eq!(load_of(&table, "a").polled, Some(7));
+        table.apply_loads(
+            found(vec![
+                ("a", LoadField::Count(7)),
+                ("b", LoadField::Missing),
+                ("c", LoadField::Missing),
+                ("d", LoadField::Missing),
+            ]),
+            at(3),
+        );
+        let snapshot = table.snapshot();
+        assert_eq!(snapshot.alive_count(), 1, "only a has a field");
+        assert_eq!(load_of(&table, "b").assigned_since_poll, 0);
+    }
+
+    #[test]
+    fn fields_read_prove_the_hash_exists_whatever_exists_said() {
+        let mut table = probed_then_vanished();
+        let created_in_between = LoadHash {
+            key_exists: false,
+            fields: vec![
+                ("a".into(), LoadField::Count(1)),
+                ("b".into(), LoadField::Missing),
+            ],
+        };
+        table.apply_loads(created_in_between, at(2));
+        assert!(table.snapshot().load_hash_present);
+        assert!(!table.snapshot().servers[1].alive, "b has no field");
+    }
+
+    #[test]
+    fn without_probing_a_vanished_hash_leaves_no_server_alive() {
+        let mut table = polled(&[("a", 3), ("b", 0)]);
+        table.apply_loads(vanished(&["a", "b"]), at(1));
+        let snapshot = table.snapshot();
+        assert!(!snapshot.load_hash_present);
+        assert_eq!(snapshot.alive_count(), 0);
+        let err = table.place(1).expect_err("no hash, no probes");
+        assert_eq!(
+            err.to_string(),
+            "no chat server is alive (a: not in the load hash; b: not in the load hash)"
+        );
+    }
+
+    #[test]
+    fn a_reload_that_turns_probing_off_while_the_hash_is_gone_leaves_no_server_alive() {
+        let mut table = probed_then_vanished();
+        let servers = ["a", "b", "c", "d"].iter().zip(1..);
+        table.replace_servers(servers.map(|(n, p)| server(n, p)).collect(), false);
+        assert_eq!(table.snapshot().alive_count(), 0);
+        assert_eq!(load_of(&table, "a").polled, None);
+    }
+
+    #[test]
+    fn while_the_hash_is_gone_only_the_probes_are_to_blame() {
+        let mut table = probed_then_vanished();
+        let unreachable = ["a", "b", "c", "d"].map(|n| (n.to_string(), false));
+        table.apply_probes(unreachable.to_vec(), at(2));
+        let err = table.place(1).expect_err("nothing accepts TCP connections");
+        assert_eq!(
+            err.to_string(),
+            "no chat server is alive (a: does not accept TCP connections; \
+             b: does not accept TCP connections; c: does not accept TCP connections; \
+             d: does not accept TCP connections)"
+        );
     }
 }

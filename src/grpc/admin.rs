@@ -74,6 +74,7 @@ impl Admin for AdminService {
             servers,
             probing: snapshot.probing,
             redis_ok: snapshot.redis_ok,
+            load_hash_present: snapshot.load_hash_present,
         }))
     }
 

@@ -14,6 +14,7 @@ use crate::target::Target;
 struct ServersOut {
     probing: bool,
     redis_ok: bool,
+    load_hash_present: bool,
     servers: Vec<ServerOut>,
 }
 
@@ -58,7 +59,7 @@ fn yes_no(value: bool) -> String {
 /// The table people see.
 fn render(out: &ServersOut, now_ms: u64) -> String {
     let mut text = format!(
-        "probing: {}   redis: {}\n",
+        "probing: {}   redis: {}",
         if out.probing { "on" } else { "off" },
         if out.redis_ok {
             "ok"
@@ -66,6 +67,11 @@ fn render(out: &ServersOut, now_ms: u64) -> String {
             "FAILING (last poll failed)"
         }
     );
+    // Shown only when it matters, so the usual header stays short.
+    if !out.load_hash_present {
+        text.push_str("   load hash: MISSING (with probing, servers keep their last counts)");
+    }
+    text.push('\n');
     let rows: Vec<Vec<String>> = out
         .servers
         .iter()
@@ -120,6 +126,7 @@ pub async fn run(target: &Target, json: bool) -> Result<(), Failure> {
     let out = ServersOut {
         probing: rsp.probing,
         redis_ok: rsp.redis_ok,
+        load_hash_present: rsp.load_hash_present,
         servers: rsp.servers.into_iter().map(ServerOut::from).collect(),
     };
     if json {
@@ -140,6 +147,7 @@ mod tests {
         let out = ServersOut {
             probing: true,
             redis_ok: true,
+            load_hash_present: true,
             servers: vec![
                 ServerOut::from(ChatServerState {
                     name: "chatserver1".into(),
@@ -191,7 +199,25 @@ mod tests {
         assert_eq!(second[5], "no");
         assert_eq!(&second[7..], ["missing", "never", "never"]);
         let json = serde_json::to_value(&out).unwrap();
+        assert_eq!(json["load_hash_present"], true);
         assert_eq!(json["servers"][1]["polled_count"], serde_json::Value::Null);
         assert_eq!(json["servers"][0]["polled_count"], 12);
+    }
+
+    #[test]
+    fn the_header_says_when_the_load_hash_is_missing() {
+        let out = ServersOut {
+            probing: true,
+            redis_ok: true,
+            load_hash_present: false,
+            servers: Vec::new(),
+        };
+        let text = render(&out, 0);
+        assert_eq!(
+            text.lines().next(),
+            Some(
+                "probing: on   redis: ok   load hash: MISSING (with probing, servers keep their last counts)"
+            )
+        );
     }
 }
