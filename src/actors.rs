@@ -11,10 +11,9 @@
 use std::path::Path;
 
 use actix::{Actor, Addr};
-use redis::aio::ConnectionManager;
 use status_actors::Shutdown;
 use status_actors::load_poller::{self, LoadPoller, PollSettings, Refresh};
-use status_actors::redis_link;
+use status_actors::redis_link::RedisLink;
 use status_actors::server_registry::{ServerRegistry, UpdateServers};
 use status_actors::token_actor::{self, TokenActor, TokenSettings};
 
@@ -33,6 +32,7 @@ fn token_settings(settings: &Settings) -> TokenSettings {
         prefix: settings.redis.token_prefix.clone(),
         ttl_secs: settings.redis.token_ttl_secs,
         command_timeout: settings.redis.command_timeout,
+        min_replicas_ack: settings.redis.min_replicas_ack,
     }
 }
 
@@ -46,8 +46,8 @@ fn poll_settings(settings: &Settings) -> PollSettings {
     }
 }
 
-fn connect_redis(settings: &Settings) -> Result<ConnectionManager, redis::RedisError> {
-    redis_link::connect(&settings.redis.url, settings.redis.command_timeout)
+fn connect_redis(settings: &Settings) -> Result<RedisLink, redis::RedisError> {
+    RedisLink::open(&settings.redis.link())
 }
 
 impl Actors {
@@ -76,7 +76,7 @@ impl Actors {
 
     /// Applies reloaded settings. The registry learns the new map before the
     /// poller reads loads for it; requests in flight finish as they started.
-    async fn reconfigure(&self, settings: &Settings, conn: Option<ConnectionManager>) {
+    async fn reconfigure(&self, settings: &Settings, conn: Option<RedisLink>) {
         // Errors mean an actor stopped: only during shutdown, nothing to apply.
         let _ = self
             .tokens

@@ -45,8 +45,7 @@ pub fn plan_reload(running: &Settings, mut loaded: Settings) -> (Settings, Vec<S
 
 /// Whether the Redis connection must be replaced to apply `loaded`.
 pub fn needs_new_connection(running: &Settings, loaded: &Settings) -> bool {
-    running.redis.url != loaded.redis.url
-        || running.redis.command_timeout != loaded.redis.command_timeout
+    running.redis.link() != loaded.redis.link()
 }
 
 #[cfg(test)]

@@ -30,7 +30,6 @@ use crate::grpc::{self, Backends};
 use crate::health;
 use crate::http_endpoints::{self, Endpoints};
 use crate::metrics::Metrics;
-use crate::redact::redact_url;
 use crate::reload::ReloadOutcome;
 
 /// What the process (or a test) asks of a running server.
@@ -327,7 +326,7 @@ fn log_summary(settings: &Settings, local_addr: Option<SocketAddr>) {
     let listening = local_addr.map_or_else(String::new, |addr| format!("listening on {addr}; "));
     log::info!(
         "status-server {listening}redis {} (token ttl {} s, timeout {} ms); chat servers [{}]; poll every {} ms, probe {probe}",
-        redact_url(&settings.redis.url),
+        settings.redis.describe(),
         settings.redis.token_ttl_secs,
         settings.redis.command_timeout.as_millis(),
         servers.join(", "),

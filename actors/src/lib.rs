@@ -18,6 +18,7 @@ pub mod chat_server;
 pub mod load_poller;
 pub mod outage;
 pub mod redis_link;
+pub mod sentinel_link;
 pub mod server_registry;
 pub mod server_table;
 pub mod token;

@@ -23,12 +23,11 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use futures_util::future::join_all;
-use redis::aio::ConnectionManager;
 
 use crate::Shutdown;
 use crate::balance::{LoadHash, parse_load_field};
 use crate::chat_server::ChatServer;
-use crate::redis_link::{RedisFailure, with_deadline};
+use crate::redis_link::{RedisFailure, RedisLink};
 use crate::server_registry::{LoadReport, PollFailed, ProbeReport, ServerRegistry};
 
 /// What one poll reads: `EXISTS` of the load hash, and its fields in the
@@ -52,7 +51,7 @@ pub struct PollSettings {
 }
 
 pub struct LoadPoller {
-    conn: ConnectionManager,
+    conn: RedisLink,
     registry: Addr<ServerRegistry>,
     settings: PollSettings,
     /// Chain of periodic polls and probes currently in charge; a `Refresh`
@@ -61,11 +60,7 @@ pub struct LoadPoller {
 }
 
 impl LoadPoller {
-    pub fn new(
-        conn: ConnectionManager,
-        registry: Addr<ServerRegistry>,
-        settings: PollSettings,
-    ) -> Self {
+    pub fn new(conn: RedisLink, registry: Addr<ServerRegistry>, settings: PollSettings) -> Self {
         LoadPoller {
             conn,
             registry,
@@ -87,7 +82,7 @@ impl LoadPoller {
     /// Reads the load hash: whether the key exists, and the configured
     /// names' fields, as one pipeline (one round trip, one deadline).
     fn read_loads(&self) -> impl Future<Output = Result<HashRead, RedisFailure>> + 'static {
-        let mut conn = self.conn.clone();
+        let conn = self.conn.clone();
         let key = &self.settings.login_count_key;
         let mut pipe = redis::pipe();
         pipe.cmd("EXISTS").arg(key).cmd("HMGET").arg(key);
@@ -95,7 +90,7 @@ impl LoadPoller {
             pipe.arg(&server.name);
         }
         let timeout = self.settings.command_timeout;
-        async move { with_deadline(timeout, pipe.query_async(&mut conn)).await }
+        async move { conn.query(&pipe, timeout).await }
     }
 
     /// Turns a read into a report (`Err(PollFailed)` on failure: the registry
@@ -253,7 +248,7 @@ impl Handler<ProbeTick> for LoadPoller {
 #[rtype(result = "()")]
 pub struct Reconfigure {
     pub settings: PollSettings,
-    pub conn: Option<ConnectionManager>,
+    pub conn: Option<RedisLink>,
 }
 
 impl Handler<Reconfigure> for LoadPoller {

@@ -1,21 +1,121 @@
-//! The Redis connection the actors share, and the deadline every command gets.
+//! The Redis connection the actors share, in any of the three topologies,
+//! and the deadline every command gets.
 //!
-//! One multiplexed `ConnectionManager` carries all commands: clones are cheap,
-//! many commands stay in flight at once (no head-of-line wait behind a slow
-//! reply), and it reconnects by itself once Redis is back. Each command runs
-//! under `command_timeout`, which also bounds waiting for a reconnect, so a
-//! down or hung Redis turns into a prompt, clear error instead of a stall.
+//! One [`RedisLink`] value carries all commands, whatever the deployment:
+//! - standalone: one multiplexed `ConnectionManager` (clones are cheap, many
+//!   commands in flight, reconnects by itself once Redis is back);
+//! - sentinel: the same, to the master the sentinels name, re-resolved by a
+//!   task of its own ([`crate::sentinel_link`]) whenever a command fails in a
+//!   way a failover explains;
+//! - cluster: the redis crate's async `ClusterConnection`, which follows
+//!   MOVED/ASK and topology changes by itself. A pipeline there must stay in
+//!   one hash slot, so callers ask [`RedisLink::one_key_per_pipeline`].
+//!
+//! Each call runs under `command_timeout`, which also bounds waiting for a
+//! (re)connect or a master resolution, so a down or hung Redis turns into a
+//! prompt, clear error instead of a stall. Nothing connects eagerly: the
+//! process starts with Redis down and the first command (or poll) connects.
 
 use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{FromRedisValue, IntoConnectionInfo, Pipeline, RedisResult, Value};
 
-/// Opens the shared connection lazily: the process starts even when Redis is
-/// down, and the first command (or the first poll) connects.
-pub fn connect(url: &str, command_timeout: Duration) -> redis::RedisResult<ConnectionManager> {
-    let client = redis::Client::open(url)?;
+use crate::sentinel_link::SentinelLink;
+
+/// Where Redis is: docs/contract.md §5.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Topology {
+    /// One node (`redis://` or `rediss://` URL).
+    Standalone { url: String },
+    /// The master that these sentinels monitor under `master_name`.
+    Sentinel {
+        sentinels: Vec<String>,
+        master_name: String,
+    },
+    /// A Redis Cluster, found from these seed nodes.
+    Cluster { nodes: Vec<String> },
+}
+
+impl Topology {
+    /// The mode's name as the config spells it.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Topology::Standalone { .. } => "standalone",
+            Topology::Sentinel { .. } => "sentinel",
+            Topology::Cluster { .. } => "cluster",
+        }
+    }
+}
+
+// URLs may hold passwords: Debug shows the mode and the number of nodes only.
+impl fmt::Debug for Topology {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Topology::Standalone { .. } => f.write_str("Standalone"),
+            Topology::Sentinel {
+                sentinels,
+                master_name,
+            } => write!(
+                f,
+                "Sentinel({master_name:?}, {} sentinels)",
+                sentinels.len()
+            ),
+            Topology::Cluster { nodes } => write!(f, "Cluster({} seed nodes)", nodes.len()),
+        }
+    }
+}
+
+/// A password that never shows in Debug output (and so in no log line).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(pub String);
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+/// Everything needed to open a [`RedisLink`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkSettings {
+    pub topology: Topology,
+    /// For every data-node connection (`STATUS_REDIS_PASSWORD`), in every mode.
+    pub password: Option<Password>,
+    /// Deadline of every call; also the connect and response timeout.
+    pub command_timeout: Duration,
+}
+
+/// The shared connection; cheap to clone, one per user.
+#[derive(Clone)]
+pub struct RedisLink(Inner);
+
+impl fmt::Debug for RedisLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mode = match self.0 {
+            Inner::Direct(_) => "standalone",
+            Inner::Sentinel(_) => "sentinel",
+            Inner::Cluster(_) => "cluster",
+        };
+        write!(f, "RedisLink({mode})")
+    }
+}
+
+#[derive(Clone)]
+enum Inner {
+    Direct(ConnectionManager),
+    Sentinel(SentinelLink),
+    Cluster(ClusterConnection),
+}
+
+/// A `ConnectionManager` that connects lazily, under the command timeout.
+pub(crate) fn lazy_manager(
+    info: redis::ConnectionInfo,
+    command_timeout: Duration,
+) -> RedisResult<ConnectionManager> {
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(command_timeout))
         .set_response_timeout(Some(command_timeout))
@@ -23,7 +123,127 @@ pub fn connect(url: &str, command_timeout: Duration) -> redis::RedisResult<Conne
         // poll) starts a fresh attempt, so recovery follows Redis within one
         // poll interval and no request waits on a stale backoff.
         .set_number_of_retries(0);
-    ConnectionManager::new_lazy_with_config(client, config)
+    ConnectionManager::new_lazy_with_config(redis::Client::open(info)?, config)
+}
+
+/// `url`'s connection info, with `password` when given.
+pub(crate) fn connection_info(
+    url: &str,
+    password: Option<&Password>,
+) -> RedisResult<redis::ConnectionInfo> {
+    let info = url.into_connection_info()?;
+    Ok(match password {
+        Some(Password(password)) => {
+            let redis = info.redis_settings().clone().set_password(password);
+            info.set_redis_settings(redis)
+        }
+        None => info,
+    })
+}
+
+impl RedisLink {
+    /// Opens the link lazily; must run inside a tokio runtime (the sentinel
+    /// mode starts its resolver task). Fails only on settings the redis crate
+    /// rejects (a malformed URL).
+    pub fn open(settings: &LinkSettings) -> RedisResult<RedisLink> {
+        let timeout = settings.command_timeout;
+        let password = settings.password.as_ref();
+        let inner = match &settings.topology {
+            Topology::Standalone { url } => {
+                Inner::Direct(lazy_manager(connection_info(url, password)?, timeout)?)
+            }
+            Topology::Sentinel {
+                sentinels,
+                master_name,
+            } => Inner::Sentinel(SentinelLink::open(
+                sentinels,
+                master_name,
+                password,
+                timeout,
+            )?),
+            Topology::Cluster { nodes } => {
+                let mut builder = redis::cluster::ClusterClient::builder(
+                    nodes
+                        .iter()
+                        .map(|node| node.as_str().into_connection_info())
+                        .collect::<RedisResult<Vec<_>>>()?,
+                )
+                .connection_timeout(timeout)
+                .response_timeout(timeout)
+                // The crate retries a failed command itself (after re-reading
+                // the slots); our deadline bounds it all.
+                .retries(3)
+                .min_retry_wait(20)
+                .max_retry_wait(200);
+                if let Some(Password(password)) = password {
+                    builder = builder.password(password);
+                }
+                let client = builder.build()?;
+                let config = redis::cluster::ClusterConfig::new()
+                    .set_connection_timeout(timeout)
+                    .set_response_timeout(timeout);
+                // Connects in the background: no node needs to answer now.
+                Inner::Cluster(client.get_pending_async_connection_with_config(config))
+            }
+        };
+        Ok(RedisLink(inner))
+    }
+
+    /// Whether one pipeline may carry only the commands of one key: in a
+    /// cluster, commands of different keys live in different slots.
+    pub fn one_key_per_pipeline(&self) -> bool {
+        matches!(self.0, Inner::Cluster(_))
+    }
+
+    /// Sends `pipe` in one round trip and decodes the reply as `T`, under
+    /// `deadline`. In sentinel mode a failure a failover explains (refused,
+    /// broken, timed out, READONLY) asks for the master to be re-resolved.
+    pub async fn query<T: FromRedisValue>(
+        &self,
+        pipe: &Pipeline,
+        deadline: Duration,
+    ) -> Result<T, RedisFailure> {
+        match &self.0 {
+            Inner::Direct(conn) => {
+                with_deadline(deadline, pipe.query_async(&mut conn.clone())).await
+            }
+            Inner::Cluster(conn) => {
+                with_deadline(deadline, pipe.query_async(&mut conn.clone())).await
+            }
+            Inner::Sentinel(link) => {
+                let outcome = with_deadline(deadline, async {
+                    let mut conn = link.master().await?;
+                    pipe.query_async(&mut conn).await
+                })
+                .await;
+                if let Err(failure) = &outcome
+                    && failure.suggests_failover()
+                {
+                    link.resolve_again();
+                }
+                outcome
+            }
+        }
+    }
+
+    /// Sends `pipe` (whose commands keep their own errors) and returns each
+    /// command's reply. A READONLY reply (a demoted master) counts as a
+    /// failure that a failover explains.
+    pub async fn replies(
+        &self,
+        pipe: &Pipeline,
+        deadline: Duration,
+    ) -> Result<Vec<RedisResult<Value>>, RedisFailure> {
+        let replies: Vec<RedisResult<Value>> = self.query(pipe, deadline).await?;
+        if let Inner::Sentinel(link) = &self.0
+            && replies
+                .iter()
+                .any(|r| matches!(r, Err(err) if is_read_only(err)))
+        {
+            link.resolve_again();
+        }
+        Ok(replies)
+    }
 }
 
 /// Why a Redis command did not give an answer.
@@ -33,6 +253,30 @@ pub enum RedisFailure {
     Command(redis::RedisError),
     /// No answer within the command timeout (Redis down, hung or overloaded).
     TimedOut(Duration),
+}
+
+impl RedisFailure {
+    /// Whether a master that moved would explain this failure.
+    fn suggests_failover(&self) -> bool {
+        match self {
+            RedisFailure::TimedOut(_) => true,
+            RedisFailure::Command(err) => {
+                err.is_io_error()
+                    || err.is_connection_refusal()
+                    || err.is_connection_dropped()
+                    || is_read_only(err)
+                    || err.kind() == redis::ErrorKind::Client
+            }
+        }
+    }
+}
+
+/// A replica (a demoted master) refusing a write.
+fn is_read_only(err: &redis::RedisError) -> bool {
+    matches!(
+        err.kind(),
+        redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+    )
 }
 
 impl fmt::Display for RedisFailure {

@@ -14,6 +14,16 @@
 //! serialize the requests behind it. Batch outcomes come back to the actor to
 //! count errors and to log an outage once when it starts and once when it ends.
 //!
+//! In a Redis Cluster a pipeline must stay in one hash slot, and the tokens
+//! of different uids hash to different slots (a batch of 64 uids spans
+//! almost 64 slots), so there each request travels as its own round trip,
+//! all of them concurrently on the cluster connection; per-slot batches
+//! would almost always hold one request.
+//!
+//! With `min_replicas_ack = N > 0`, each token `SET` is followed in the same
+//! round trip by `WAIT N command_timeout_ms`; a write that fewer than N
+//! replicas acknowledged fails (the caller answers UNAVAILABLE, no token).
+//!
 //! Requests are fire-and-forget messages carrying their reply channel: the
 //! requester awaits a [`PendingReply`] on its own task, so no future per
 //! request runs on the actors' thread and the answer wakes the requester
@@ -26,13 +36,13 @@ use std::task::Poll;
 use std::time::Duration;
 
 use actix::prelude::*;
-use redis::Value;
-use redis::aio::ConnectionManager;
+use futures_util::future::join_all;
+use redis::{RedisResult, Value};
 use tokio::sync::oneshot;
 
 use crate::Shutdown;
 use crate::outage::OutageTracker;
-use crate::redis_link::{RedisFailure, with_deadline};
+use crate::redis_link::{RedisFailure, RedisLink};
 use crate::token::{LoginCheck, check_stored_token, mint_token, reject_login_input};
 
 /// Most commands in one pipeline; a fuller batch is sent at once. Measured at
@@ -50,13 +60,17 @@ pub struct TokenSettings {
     pub ttl_secs: u64,
     /// Deadline of every Redis command (of the whole pipeline it travels in).
     pub command_timeout: Duration,
+    /// Replicas that must acknowledge a token write (`WAIT`); 0: no wait.
+    pub min_replicas_ack: u64,
 }
 
-/// Where the reply to one command of a batch goes.
+/// Where the replies to one request's commands go.
 enum Waiter {
-    /// A `SET`: answers the token it stored, and tells `on_done` first.
+    /// A `SET` (and, when `replicas > 0`, a `WAIT replicas`): answers the
+    /// token it stored, and tells `on_done` first.
     Stored {
         token: String,
+        replicas: u64,
         reply: oneshot::Sender<Result<String, RedisFailure>>,
         on_done: OnStored,
     },
@@ -68,26 +82,28 @@ enum Waiter {
 }
 
 impl Waiter {
-    /// Hands one command's reply to its requester (who may have gone: the
+    /// Hands the request's replies to its requester (who may have gone: the
     /// caller's future was dropped, nothing to do).
-    fn answer(self, reply: Result<Value, RedisFailure>) {
+    fn answer(self, replies: Result<Vec<Value>, RedisFailure>) {
         match self {
             Waiter::Stored {
                 token,
+                replicas,
                 reply: tx,
                 on_done,
             } => {
-                on_done.call(reply.is_ok());
-                let _ = tx.send(reply.map(|_| token));
+                let stored = replies.and_then(|replies| acknowledged(&replies, replicas));
+                on_done.call(stored.is_ok());
+                let _ = tx.send(stored.map(|()| token));
             }
             Waiter::Checked {
                 presented,
                 reply: tx,
             } => {
-                let checked = reply.and_then(|value| {
-                    let stored = match value {
-                        Value::Nil => None,
-                        value => Some(
+                let checked = replies.and_then(|mut replies| {
+                    let stored = match replies.pop() {
+                        None | Some(Value::Nil) => None,
+                        Some(value) => Some(
                             redis::from_redis_value::<Vec<u8>>(value)
                                 .map_err(|err| RedisFailure::Command(err.into()))?,
                         ),
@@ -97,6 +113,28 @@ impl Waiter {
                 let _ = tx.send(checked);
             }
         }
+    }
+}
+
+/// Whether a token write counts as stored: the `SET` answered (its replies
+/// are all successes by now) and, when `replicas > 0`, `WAIT` counted at
+/// least that many acknowledgements.
+fn acknowledged(replies: &[Value], replicas: u64) -> Result<(), RedisFailure> {
+    if replicas == 0 {
+        return Ok(());
+    }
+    let acks = match replies.get(1) {
+        Some(Value::Int(acks)) => *acks,
+        _ => -1,
+    };
+    if u64::try_from(acks).is_ok_and(|acks| acks >= replicas) {
+        Ok(())
+    } else {
+        Err(RedisFailure::Command(redis::RedisError::from((
+            redis::ErrorKind::Client,
+            "too few replicas acknowledged the token write",
+            format!("WAIT counted {acks}, min_replicas_ack is {replicas}"),
+        ))))
     }
 }
 
@@ -128,16 +166,15 @@ fn request<M, T>(
     (message(tx), PendingReply(rx))
 }
 
-/// Commands received since the last flush.
+/// Requests received since the last flush: each one's commands and waiter.
 #[derive(Default)]
 struct Batch {
-    pipe: redis::Pipeline,
-    waiters: Vec<Waiter>,
+    requests: Vec<(Vec<redis::Cmd>, Waiter)>,
 }
 
 /// Owns the token store's connection, settings and the batch being filled.
 pub struct TokenActor {
-    conn: ConnectionManager,
+    conn: RedisLink,
     settings: Rc<TokenSettings>,
     batch: Batch,
     /// Outcomes of the batches, so an outage is logged once, not once per
@@ -145,8 +182,11 @@ pub struct TokenActor {
     outage: OutageTracker,
 }
 
+/// One request's replies, or why there are none.
+type Replies = Result<Vec<RedisResult<Value>>, RedisFailure>;
+
 impl TokenActor {
-    pub fn new(conn: ConnectionManager, settings: TokenSettings) -> Self {
+    pub fn new(conn: RedisLink, settings: TokenSettings) -> Self {
         TokenActor {
             conn,
             settings: Rc::new(settings),
@@ -159,88 +199,85 @@ impl TokenActor {
         format!("{}{}", self.settings.prefix, uid)
     }
 
-    /// Adds a command to the batch; the first one schedules the flush, which
+    /// Adds a request to the batch; the first one schedules the flush, which
     /// runs once the mailbox is drained, so everything queued now joins it.
-    fn enqueue(&mut self, cmd: redis::Cmd, waiter: Waiter, ctx: &mut Context<Self>) {
-        if self.batch.waiters.is_empty() {
+    fn enqueue(&mut self, cmds: Vec<redis::Cmd>, waiter: Waiter, ctx: &mut Context<Self>) {
+        if self.batch.requests.is_empty() {
             ctx.notify(Flush);
         }
-        self.batch.pipe.add_command(cmd);
-        self.batch.waiters.push(waiter);
-        if self.batch.waiters.len() >= MAX_BATCH {
+        self.batch.requests.push((cmds, waiter));
+        if self.batch.requests.len() >= MAX_BATCH {
             self.flush(ctx);
         }
     }
 
-    /// Sends the batch as one pipeline and answers its waiters when it returns.
+    /// Sends the batch (one pipeline, or one per request in a cluster) and
+    /// answers its waiters when the replies return.
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        let Batch { mut pipe, waiters } = std::mem::take(&mut self.batch);
-        if waiters.is_empty() {
+        let Batch { requests } = std::mem::take(&mut self.batch);
+        if requests.is_empty() {
             return;
         }
-        let mut conn = self.conn.clone();
+        let conn = self.conn.clone();
         let timeout = self.settings.command_timeout;
+        let (cmds, waiters): (Vec<_>, Vec<_>) = requests.into_iter().unzip();
         let replies = async move {
-            with_deadline(
-                timeout,
-                pipe.ignore_errors()
-                    .query_async::<Vec<redis::RedisResult<Value>>>(&mut conn),
-            )
-            .await
+            if conn.one_key_per_pipeline() {
+                let sent = cmds.into_iter().map(|cmds| {
+                    let pipe = pipeline(cmds);
+                    let conn = conn.clone();
+                    async move { conn.replies(&pipe, timeout).await }
+                });
+                join_all(sent).await
+            } else {
+                let counts: Vec<usize> = cmds.iter().map(Vec::len).collect();
+                split_replies(conn.replies(&batch_pipeline(cmds), timeout).await, &counts)
+            }
         };
         ctx.spawn(replies.into_actor(self).map(move |replies, actor, _ctx| {
-            let count = waiters.len();
-            match replies {
-                Ok(replies) if replies.len() == count => {
-                    let failed = replies.iter().filter(|r| r.is_err()).count();
-                    actor.note_outcome(
-                        failed,
-                        count,
-                        replies.iter().find_map(|r| r.as_ref().err()),
-                    );
-                    for (waiter, reply) in waiters.into_iter().zip(replies) {
-                        waiter.answer(reply.map_err(RedisFailure::Command));
-                    }
-                }
-                Ok(replies) => {
-                    let failure = RedisFailure::Command(redis::RedisError::from((
-                        redis::ErrorKind::Client,
-                        "pipeline reply count mismatch",
-                        format!("{} replies for {count} commands", replies.len()),
-                    )));
-                    actor.answer_all_failed(waiters, &failure);
-                }
-                Err(failure) => actor.answer_all_failed(waiters, &failure),
+            actor.note_outcome(&replies);
+            for (waiter, replies) in waiters.into_iter().zip(replies) {
+                waiter.answer(replies.and_then(|replies| {
+                    replies
+                        .into_iter()
+                        .collect::<RedisResult<Vec<Value>>>()
+                        .map_err(RedisFailure::Command)
+                }));
             }
         }));
     }
 
-    fn answer_all_failed(&mut self, waiters: Vec<Waiter>, failure: &RedisFailure) {
-        self.note_failure(waiters.len(), failure);
-        for waiter in waiters {
-            waiter.answer(Err(failure.clone()));
-        }
-    }
-
-    fn note_outcome(&mut self, failed: usize, count: usize, error: Option<&redis::RedisError>) {
-        match error {
-            Some(err) if failed == count => {
-                self.note_failure(failed, &RedisFailure::Command(err.clone()))
+    /// Counts the batch's failed commands and logs an outage's start and end
+    /// once: a batch where every request failed is an outage; one where only
+    /// some commands failed means Redis itself answers.
+    fn note_outcome(&mut self, replies: &[Replies]) {
+        let failed = replies
+            .iter()
+            .filter(|r| !matches!(r, Ok(replies) if replies.iter().all(Result::is_ok)))
+            .count();
+        let first_failure = replies.iter().find_map(|r| match r {
+            Err(failure) => Some(failure.clone()),
+            Ok(replies) => replies
+                .iter()
+                .find_map(|r| r.as_ref().err().cloned().map(RedisFailure::Command)),
+        });
+        match first_failure {
+            Some(failure) if failed == replies.len() => {
+                if self.outage.record_failure(failed as u64) {
+                    log::error!(
+                        "token store: {failure}; answering UNAVAILABLE until Redis answers"
+                    );
+                }
             }
-            Some(err) => {
-                // Some commands failed, Redis itself answers: not an outage.
+            Some(failure) => {
                 self.outage.count_errors(failed as u64);
-                log::warn!("token store: {failed} of {count} commands failed: {err}");
+                log::warn!(
+                    "token store: {failed} of {} requests failed: {failure}",
+                    replies.len()
+                );
                 self.note_recovery();
             }
             None => self.note_recovery(),
-        }
-    }
-
-    /// Counts failures and logs the start of an outage once.
-    fn note_failure(&mut self, failed: usize, failure: &RedisFailure) {
-        if self.outage.record_failure(failed as u64) {
-            log::error!("token store: {failure}; answering UNAVAILABLE until Redis answers");
         }
     }
 
@@ -250,6 +287,58 @@ impl TokenActor {
             log::info!("token store: Redis answers again");
         }
     }
+}
+
+/// `cmds` as one pipeline whose commands keep their own errors.
+fn pipeline(cmds: Vec<redis::Cmd>) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    for cmd in cmds {
+        pipe.add_command(cmd);
+    }
+    pipe.ignore_errors();
+    pipe
+}
+
+/// One round trip for the whole batch: every request's first command (its
+/// `SET` or `GET`), then the rest (the `WAIT`s), in request order. A `WAIT`
+/// blocks the connection until replicas answer; behind every `SET` of the
+/// batch, the first one covers them all and the others return at once.
+fn batch_pipeline(cmds: Vec<Vec<redis::Cmd>>) -> redis::Pipeline {
+    let mut firsts = Vec::with_capacity(cmds.len());
+    let mut rest = Vec::new();
+    for mut request in cmds {
+        let tail = request.split_off(1.min(request.len()));
+        firsts.extend(request);
+        rest.extend(tail);
+    }
+    firsts.extend(rest);
+    pipeline(firsts)
+}
+
+/// The replies of a [`batch_pipeline`], given back to each request in its
+/// own order (`counts` commands each).
+fn split_replies(replies: Replies, counts: &[usize]) -> Vec<Replies> {
+    let total: usize = counts.iter().sum();
+    let failure = match replies {
+        Ok(replies) if replies.len() == total => {
+            let mut replies = replies.into_iter();
+            let mut firsts: Vec<Vec<RedisResult<Value>>> = counts
+                .iter()
+                .map(|&n| replies.by_ref().take(n.min(1)).collect())
+                .collect();
+            for (request, &n) in firsts.iter_mut().zip(counts) {
+                request.extend(replies.by_ref().take(n.saturating_sub(1)));
+            }
+            return firsts.into_iter().map(Ok).collect();
+        }
+        Ok(replies) => RedisFailure::Command(redis::RedisError::from((
+            redis::ErrorKind::Client,
+            "pipeline reply count mismatch",
+            format!("{} replies for {total} commands", replies.len()),
+        ))),
+        Err(failure) => failure,
+    };
+    counts.iter().map(|_| Err(failure.clone())).collect()
 }
 
 impl Actor for TokenActor {
@@ -336,12 +425,22 @@ impl Handler<IssueToken> for TokenActor {
         if self.settings.ttl_secs > 0 {
             set.arg("EX").arg(self.settings.ttl_secs);
         }
+        let replicas = self.settings.min_replicas_ack;
+        let mut cmds = vec![set];
+        if replicas > 0 {
+            let mut wait = redis::cmd("WAIT");
+            let timeout_ms =
+                u64::try_from(self.settings.command_timeout.as_millis()).unwrap_or(u64::MAX);
+            wait.arg(replicas).arg(timeout_ms);
+            cmds.push(wait);
+        }
         let waiter = Waiter::Stored {
             token,
+            replicas,
             reply: msg.reply,
             on_done: msg.on_done,
         };
-        self.enqueue(set, waiter, ctx);
+        self.enqueue(cmds, waiter, ctx);
     }
 }
 
@@ -375,7 +474,7 @@ impl Handler<CheckToken> for TokenActor {
             presented: msg.token,
             reply: msg.reply,
         };
-        self.enqueue(get, waiter, ctx);
+        self.enqueue(vec![get], waiter, ctx);
     }
 }
 
@@ -386,7 +485,7 @@ impl Handler<CheckToken> for TokenActor {
 #[rtype(result = "()")]
 pub struct Reconfigure {
     pub settings: TokenSettings,
-    pub conn: Option<ConnectionManager>,
+    pub conn: Option<RedisLink>,
 }
 
 impl Handler<Reconfigure> for TokenActor {
@@ -431,5 +530,70 @@ impl Handler<Shutdown> for TokenActor {
 
     fn handle(&mut self, _msg: Shutdown, ctx: &mut Self::Context) {
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn int(n: i64) -> RedisResult<Value> {
+        Ok(Value::Int(n))
+    }
+
+    #[test]
+    fn waits_go_behind_every_first_command_and_come_back_to_their_request() {
+        let cmds = vec![
+            vec![redis::cmd("SET"), redis::cmd("WAIT")],
+            vec![redis::cmd("GET")],
+            vec![redis::cmd("SET"), redis::cmd("WAIT")],
+        ];
+        let packed = batch_pipeline(cmds).get_packed_pipeline();
+        let text = String::from_utf8_lossy(&packed);
+        let order: Vec<&str> = ["SET", "GET", "WAIT"]
+            .iter()
+            .flat_map(|name| text.match_indices(name).map(|(i, _)| (i, *name)))
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into_values()
+            .collect();
+        assert_eq!(order, ["SET", "GET", "SET", "WAIT", "WAIT"]);
+
+        // Replies in that order: SET a, GET, SET b, WAIT a, WAIT b.
+        let replies = Ok(vec![int(1), int(2), int(3), int(4), int(5)]);
+        let split = split_replies(replies, &[2, 1, 2]);
+        let values: Vec<Vec<i64>> = split
+            .into_iter()
+            .map(|r| {
+                r.expect("answered")
+                    .into_iter()
+                    .map(|v| match v {
+                        Ok(Value::Int(n)) => n,
+                        other => panic!("{other:?}"),
+                    })
+                    .collect()
+            })
+            .collect();
+        assert_eq!(values, vec![vec![1, 4], vec![2], vec![3, 5]]);
+    }
+
+    #[test]
+    fn a_short_or_failed_reply_fails_every_request() {
+        let split = split_replies(Ok(vec![int(1)]), &[2, 1]);
+        assert!(split.iter().all(Result::is_err));
+        let split = split_replies(
+            Err(RedisFailure::TimedOut(Duration::from_millis(5))),
+            &[1, 1],
+        );
+        assert_eq!(split.len(), 2);
+        assert!(split.iter().all(Result::is_err));
+    }
+
+    #[test]
+    fn a_write_needs_its_replica_acknowledgements() {
+        let ok = Value::Okay;
+        assert!(acknowledged(std::slice::from_ref(&ok), 0).is_ok());
+        assert!(acknowledged(&[ok.clone(), Value::Int(2)], 2).is_ok());
+        assert!(acknowledged(&[ok.clone(), Value::Int(1)], 2).is_err());
+        assert!(acknowledged(&[ok], 1).is_err(), "no WAIT reply");
     }
 }

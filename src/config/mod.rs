@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use status_actors::ChatServer;
+pub use status_actors::redis_link::{LinkSettings, Password, Topology};
 
 pub use errors::{ConfigError, breaks_line};
 
@@ -29,6 +30,10 @@ use raw::RawConfig;
 /// Environment variable that, when set and non-empty, replaces `redis.url`, so a password
 /// need not be written into the config file.
 pub const REDIS_URL_ENV: &str = "STATUS_REDIS_URL";
+
+/// Environment variable that, when set and non-empty, is the password of every data-node
+/// connection (the master, or every cluster node), in every mode.
+pub const REDIS_PASSWORD_ENV: &str = "STATUS_REDIS_PASSWORD";
 
 /// Everything the server needs, validated; built only by [`Settings::load`] / [`Settings::parse`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,8 +61,13 @@ pub struct ServerSettings {
 /// `[redis]`
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisSettings {
-    /// Accepted by `redis::Client::open`; already replaced by `STATUS_REDIS_URL` when that is set.
-    pub url: String,
+    /// Where Redis is (`mode` and its keys). A standalone `url` is accepted by
+    /// `redis::Client::open` and already replaced by `STATUS_REDIS_URL` when that is set.
+    pub topology: Topology,
+    /// From `STATUS_REDIS_PASSWORD` (never from the file); `None` when unset or empty.
+    pub password: Option<Password>,
+    /// Replicas that must acknowledge each token write (`WAIT`); 0: no wait.
+    pub min_replicas_ack: u64,
     /// `EX` of stored tokens; 0 means tokens never expire.
     pub token_ttl_secs: u64,
     /// Upper bound on one Redis command; never zero.
@@ -77,8 +87,38 @@ pub struct BalancerSettings {
     pub probe_interval: Option<Duration>,
 }
 
+impl RedisSettings {
+    /// What the Redis link needs.
+    pub fn link(&self) -> LinkSettings {
+        LinkSettings {
+            topology: self.topology.clone(),
+            password: self.password.clone(),
+            command_timeout: self.command_timeout,
+        }
+    }
+
+    /// Where Redis is, for a log line: URLs with their passwords masked.
+    pub fn describe(&self) -> String {
+        let urls = |urls: &[String]| {
+            urls.iter()
+                .map(|u| crate::redact::redact_url(u))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match &self.topology {
+            Topology::Standalone { url } => crate::redact::redact_url(url),
+            Topology::Sentinel {
+                sentinels,
+                master_name,
+            } => format!("sentinel master {master_name:?} via [{}]", urls(sentinels)),
+            Topology::Cluster { nodes } => format!("cluster via [{}]", urls(nodes)),
+        }
+    }
+}
+
 impl Settings {
-    /// Reads `path`, applies env `STATUS_REDIS_URL` when set and non-empty.
+    /// Reads `path`, applies env `STATUS_REDIS_URL` and `STATUS_REDIS_PASSWORD` when set and
+    /// non-empty.
     ///
     /// # Errors
     /// The file cannot be read, `STATUS_REDIS_URL` is not UTF-8, or [`Settings::parse`] fails.
@@ -99,7 +139,22 @@ impl Settings {
                 }
             },
         };
-        Self::parse(&text, path, url_override.as_deref())
+        let mut settings = Self::parse(&text, path, url_override.as_deref())?;
+        settings.redis.password = match std::env::var_os(REDIS_PASSWORD_ENV) {
+            None => None,
+            Some(value) => match value.into_string() {
+                Ok(password) if password.is_empty() => None,
+                Ok(password) => Some(Password(password)),
+                Err(_) => {
+                    return Err(ConfigError::new(
+                        path,
+                        None,
+                        format!("{REDIS_PASSWORD_ENV} is set but is not valid UTF-8"),
+                    ));
+                }
+            },
+        };
+        Ok(settings)
     }
 
     /// Pure: parses `text` (as if read from `path`, used only in messages);
@@ -143,7 +198,11 @@ mod tests {
                 shutdown_grace: Duration::from_millis(10_000),
             },
             redis: RedisSettings {
-                url: "redis://127.0.0.1:6379".to_owned(),
+                topology: Topology::Standalone {
+                    url: "redis://127.0.0.1:6379".to_owned(),
+                },
+                password: None,
+                min_replicas_ack: 0,
                 token_ttl_secs: 86_400,
                 command_timeout: Duration::from_millis(1_000),
                 token_prefix: "utoken_".to_owned(),
@@ -205,7 +264,9 @@ metrics_listen = "10.1.2.3:9000"
 shutdown_grace_ms = 2500
 
 [redis]
+mode = "standalone"
 url = "redis://:secret@redis.internal:6380/2"
+min_replicas_ack = 2
 token_ttl_secs = 0
 command_timeout_ms = 250
 token_prefix = ""
@@ -235,7 +296,11 @@ port = 65535
                     shutdown_grace: Duration::from_millis(2500),
                 },
                 redis: RedisSettings {
-                    url: "redis://:secret@redis.internal:6380/2".to_owned(),
+                    topology: Topology::Standalone {
+                        url: "redis://:secret@redis.internal:6380/2".to_owned(),
+                    },
+                    password: None,
+                    min_replicas_ack: 2,
                     token_ttl_secs: 0,
                     command_timeout: Duration::from_millis(250),
                     token_prefix: String::new(),
@@ -265,7 +330,12 @@ port = 65535
     fn empty_env_override_is_ignored() {
         let text = format!("[redis]\nurl = \"redis://from-file:6379\"\n{ONE_SERVER}");
         let settings = Settings::parse(&text, Path::new(PATH), Some("")).expect("valid");
-        assert_eq!(settings.redis.url, "redis://from-file:6379");
+        assert_eq!(
+            settings.redis.topology,
+            Topology::Standalone {
+                url: "redis://from-file:6379".to_owned()
+            }
+        );
     }
 
     #[test]

@@ -38,7 +38,12 @@ pub(super) struct RawServer {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, expecting = "a [redis] table")]
 pub(super) struct RawRedis {
+    pub(super) mode: Option<Spanned<String>>,
     pub(super) url: Option<Spanned<String>>,
+    pub(super) sentinels: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) master_name: Option<Spanned<String>>,
+    pub(super) nodes: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) min_replicas_ack: Option<Spanned<Int>>,
     pub(super) token_ttl_secs: Option<Spanned<Int>>,
     pub(super) command_timeout_ms: Option<Spanned<Int>>,
     // Any string is a valid prefix (even ""), so there is nothing to point at.

@@ -13,7 +13,7 @@ use toml::Spanned;
 use super::errors::Source;
 use super::raw::{Int, RawChatServer, RawConfig, RawRedis};
 use super::{
-    BalancerSettings, ConfigError, REDIS_URL_ENV, RedisSettings, ServerSettings, Settings,
+    BalancerSettings, ConfigError, REDIS_URL_ENV, RedisSettings, ServerSettings, Settings, Topology,
 };
 use crate::redact::redact_url;
 
@@ -94,28 +94,89 @@ impl RawRedis {
         src: &Source,
         url_override: Option<&str>,
     ) -> Result<RedisSettings, ConfigError> {
-        let url = match (url_override, self.url) {
-            (Some(url), _) => {
-                // Not in the file, so no line; say where it came from instead.
-                check_redis_url(url).map_err(|why| {
-                    src.no_line(format!(
-                        "{REDIS_URL_ENV} = {:?} (replaces redis.url): {why}",
-                        redact_url(url)
-                    ))
-                })?;
-                url.to_owned()
-            }
-            (None, Some(url)) => {
-                check_redis_url(url.get_ref()).map_err(|why| {
-                    src.at(
-                        url.span(),
-                        format!("redis.url = {:?}: {why}", redact_url(url.get_ref())),
-                    )
-                })?;
-                url.into_inner()
-            }
-            (None, None) => DEFAULT_REDIS_URL.to_owned(),
+        let mode = match &self.mode {
+            None => "standalone",
+            Some(mode) => match mode.get_ref().as_str() {
+                "standalone" => "standalone",
+                "sentinel" => "sentinel",
+                "cluster" => "cluster",
+                other => {
+                    return Err(src.at(
+                        mode.span(),
+                        format!(
+                            "redis.mode = {other:?}: must be \"standalone\", \"sentinel\" or \"cluster\""
+                        ),
+                    ));
+                }
+            },
         };
+        // A key of another mode is a mistake, never silently ignored.
+        let keys_of_other_modes = [
+            ("url", "standalone", self.url.as_ref().map(Spanned::span)),
+            (
+                "sentinels",
+                "sentinel",
+                self.sentinels.as_ref().map(Spanned::span),
+            ),
+            (
+                "master_name",
+                "sentinel",
+                self.master_name.as_ref().map(Spanned::span),
+            ),
+            ("nodes", "cluster", self.nodes.as_ref().map(Spanned::span)),
+        ];
+        for (key, owner, span) in keys_of_other_modes {
+            if let Some(span) = span
+                && owner != mode
+            {
+                return Err(src.at(
+                    span,
+                    format!("redis.{key}: only for mode = \"{owner}\" (mode is \"{mode}\")"),
+                ));
+            }
+        }
+        if mode != "standalone"
+            && let Some(url) = url_override
+        {
+            return Err(src.no_line(format!(
+                "{REDIS_URL_ENV} = {:?} is set, but redis.mode = \"{mode}\" has no url \
+                 (unset it, or use mode = \"standalone\")",
+                redact_url(url)
+            )));
+        }
+        let topology = match mode {
+            "sentinel" => Topology::Sentinel {
+                sentinels: url_list(src, "redis.sentinels", self.sentinels, mode)?,
+                master_name: match self.master_name {
+                    Some(name) if !name.get_ref().trim().is_empty() => name.into_inner(),
+                    Some(name) => {
+                        return Err(src.at(
+                            name.span(),
+                            "redis.master_name = \"\": must name the master the sentinels monitor",
+                        ));
+                    }
+                    None => {
+                        return Err(src.no_line(
+                            "redis.master_name: required with mode = \"sentinel\" \
+                             (the master the sentinels monitor)",
+                        ));
+                    }
+                },
+            },
+            "cluster" => Topology::Cluster {
+                nodes: url_list(src, "redis.nodes", self.nodes, mode)?,
+            },
+            _ => Topology::Standalone {
+                url: standalone_url(src, self.url, url_override)?,
+            },
+        };
+        let min_replicas_ack = checked_int(
+            src,
+            "redis.min_replicas_ack",
+            self.min_replicas_ack,
+            0,
+            &MIN_REPLICAS_ACK,
+        )?;
 
         let token_ttl_secs = checked_int(
             src,
@@ -150,7 +211,9 @@ impl RawRedis {
         };
 
         Ok(RedisSettings {
-            url,
+            topology,
+            password: None,
+            min_replicas_ack,
             token_ttl_secs,
             command_timeout,
             token_prefix: self
@@ -159,6 +222,69 @@ impl RawRedis {
             login_count_key,
         })
     }
+}
+
+/// `redis.url`, or `STATUS_REDIS_URL` when set, or the default.
+fn standalone_url(
+    src: &Source,
+    url: Option<Spanned<String>>,
+    url_override: Option<&str>,
+) -> Result<String, ConfigError> {
+    match (url_override, url) {
+        (Some(url), _) => {
+            // Not in the file, so no line; say where it came from instead.
+            check_redis_url(url).map_err(|why| {
+                src.no_line(format!(
+                    "{REDIS_URL_ENV} = {:?} (replaces redis.url): {why}",
+                    redact_url(url)
+                ))
+            })?;
+            Ok(url.to_owned())
+        }
+        (None, Some(url)) => {
+            check_redis_url(url.get_ref()).map_err(|why| {
+                src.at(
+                    url.span(),
+                    format!("redis.url = {:?}: {why}", redact_url(url.get_ref())),
+                )
+            })?;
+            Ok(url.into_inner())
+        }
+        (None, None) => Ok(DEFAULT_REDIS_URL.to_owned()),
+    }
+}
+
+/// `redis.sentinels` or `redis.nodes`: at least one URL, each one usable.
+fn url_list(
+    src: &Source,
+    key: &str,
+    raw: Option<Spanned<Vec<Spanned<String>>>>,
+    mode: &str,
+) -> Result<Vec<String>, ConfigError> {
+    let Some(raw) = raw else {
+        return Err(src.no_line(format!(
+            "{key}: required with mode = \"{mode}\" (at least one redis:// URL)"
+        )));
+    };
+    if raw.get_ref().is_empty() {
+        return Err(src.at(
+            raw.span(),
+            format!("{key} = []: needs at least one redis:// URL"),
+        ));
+    }
+    raw.into_inner()
+        .into_iter()
+        .enumerate()
+        .map(|(i, url)| {
+            check_redis_url(url.get_ref()).map_err(|why| {
+                src.at(
+                    url.span(),
+                    format!("{key}[{i}] = {:?}: {why}", redact_url(url.get_ref())),
+                )
+            })?;
+            Ok(url.into_inner())
+        })
+        .collect()
 }
 
 fn socket_addr(
@@ -219,6 +345,13 @@ const POSITIVE_MILLIS: IntRule = IntRule {
 const PROBE_MILLIS: IntRule = IntRule {
     zero: Zero::Means("probing off"),
     ..POSITIVE_MILLIS
+};
+
+/// How many replicas `WAIT` asks for; a replica set beyond 100 is not a real deployment.
+const MIN_REPLICAS_ACK: IntRule = IntRule {
+    unit: "replicas",
+    max: Max::Stated(100),
+    zero: Zero::Means("no wait"),
 };
 
 /// An `EX` Redis accepts, or none.
@@ -373,8 +506,8 @@ mod tests {
     use std::path::Path;
     use std::time::Duration;
 
-    use crate::config::Settings;
     use crate::config::testing::{EXAMPLE, ONE_SERVER, PATH, assert_mentions, error, parse};
+    use crate::config::{Settings, Topology};
 
     #[test]
     fn env_override_replaces_url() {
@@ -384,7 +517,12 @@ mod tests {
             Some("redis://:pw@10.9.9.9:6379/1"),
         )
         .expect("valid");
-        assert_eq!(settings.redis.url, "redis://:pw@10.9.9.9:6379/1");
+        assert_eq!(
+            settings.redis.topology,
+            Topology::Standalone {
+                url: "redis://:pw@10.9.9.9:6379/1".to_owned()
+            }
+        );
     }
 
     #[test]
@@ -392,7 +530,12 @@ mod tests {
         let text = format!("[redis]\nurl = \"http://nope\"\n{ONE_SERVER}");
         let settings = Settings::parse(&text, Path::new(PATH), Some("redis://10.9.9.9"))
             .expect("the file's url is replaced, so never checked");
-        assert_eq!(settings.redis.url, "redis://10.9.9.9");
+        assert_eq!(
+            settings.redis.topology,
+            Topology::Standalone {
+                url: "redis://10.9.9.9".to_owned()
+            }
+        );
     }
 
     #[test]
@@ -600,6 +743,94 @@ mod tests {
 
         let message = error(&format!("[balancer]\nprobe_interval_ms = -1\n{ONE_SERVER}"));
         assert_mentions(&message, &["line 2: ", "balancer.probe_interval_ms = -1: "]);
+    }
+
+    #[test]
+    fn sentinel_and_cluster_modes() {
+        let text = format!(
+            "[redis]\nmode = \"sentinel\"\nsentinels = [\"redis://127.0.0.1:26379\", \"redis://:pw@h2:26380\"]\nmaster_name = \"m\"\n{ONE_SERVER}"
+        );
+        assert_eq!(
+            parse(&text).expect("valid").redis.topology,
+            Topology::Sentinel {
+                sentinels: vec![
+                    "redis://127.0.0.1:26379".to_owned(),
+                    "redis://:pw@h2:26380".to_owned()
+                ],
+                master_name: "m".to_owned(),
+            }
+        );
+        let text = format!(
+            "[redis]\nmode = \"cluster\"\nnodes = [\"redis://127.0.0.1:7000\"]\nmin_replicas_ack = 1\n{ONE_SERVER}"
+        );
+        let redis = parse(&text).expect("valid").redis;
+        assert_eq!(
+            redis.topology,
+            Topology::Cluster {
+                nodes: vec!["redis://127.0.0.1:7000".to_owned()]
+            }
+        );
+        assert_eq!(redis.min_replicas_ack, 1);
+    }
+
+    #[test]
+    fn redis_mode_errors_in_full() {
+        for (redis, expected) in [
+            (
+                "mode = \"replicated\"",
+                "line 2: redis.mode = \"replicated\": must be \"standalone\", \"sentinel\" or \"cluster\"",
+            ),
+            (
+                "nodes = [\"redis://h:1\"]",
+                "line 2: redis.nodes: only for mode = \"cluster\" (mode is \"standalone\")",
+            ),
+            (
+                "mode = \"cluster\"\nurl = \"redis://h:1\"\nnodes = [\"redis://h:1\"]",
+                "line 3: redis.url: only for mode = \"standalone\" (mode is \"cluster\")",
+            ),
+            (
+                "mode = \"cluster\"\nmaster_name = \"m\"\nnodes = [\"redis://h:1\"]",
+                "line 3: redis.master_name: only for mode = \"sentinel\" (mode is \"cluster\")",
+            ),
+            (
+                "mode = \"sentinel\"\nmaster_name = \"m\"",
+                "redis.sentinels: required with mode = \"sentinel\" (at least one redis:// URL)",
+            ),
+            (
+                "mode = \"sentinel\"\nsentinels = []\nmaster_name = \"m\"",
+                "line 3: redis.sentinels = []: needs at least one redis:// URL",
+            ),
+            (
+                "mode = \"sentinel\"\nsentinels = [\"redis://h:1\"]",
+                "redis.master_name: required with mode = \"sentinel\" (the master the sentinels monitor)",
+            ),
+            (
+                "mode = \"cluster\"\nnodes = []",
+                "line 3: redis.nodes = []: needs at least one redis:// URL",
+            ),
+            (
+                "mode = \"cluster\"\nnodes = [\"redis://h:1\", \"http://u:secret@h\"]",
+                "line 3: redis.nodes[1] = \"http://u:***@h\": not a usable Redis URL",
+            ),
+            (
+                "min_replicas_ack = 101",
+                "line 2: redis.min_replicas_ack = 101: must be 0 (no wait) or a number of replicas from 1 to 100",
+            ),
+        ] {
+            let message = error(&format!("[redis]\n{redis}\n{ONE_SERVER}"));
+            assert!(
+                message.contains(expected),
+                "{redis:?}:\n  got      {message}\n  expected {expected}"
+            );
+            assert!(!message.contains("secret"), "{message}");
+        }
+        // The env override belongs to the standalone url.
+        let text = format!("[redis]\nmode = \"cluster\"\nnodes = [\"redis://h:1\"]\n{ONE_SERVER}");
+        let message = Settings::parse(&text, Path::new(PATH), Some("redis://:pw@x"))
+            .expect_err("override without url")
+            .to_string();
+        assert!(message.contains("STATUS_REDIS_URL"), "{message}");
+        assert!(!message.contains("pw"), "{message}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
-use status_server::config::{Settings, breaks_line};
+use status_server::config::{Settings, Topology, breaks_line};
 
 const PATH: &str = "conf.d/status.toml";
 
@@ -74,7 +74,15 @@ fn check_settings(settings: &Settings) {
     assert_ne!(settings.balancer.probe_interval, Some(Duration::ZERO));
     assert!(settings.redis.token_ttl_secs <= MAX_TOKEN_TTL_SECS);
     assert!(!settings.redis.login_count_key.trim().is_empty());
-    assert!(redis::Client::open(settings.redis.url.as_str()).is_ok());
+    let urls = match &settings.redis.topology {
+        Topology::Standalone { url } => vec![url.clone()],
+        Topology::Sentinel { sentinels, .. } => sentinels.clone(),
+        Topology::Cluster { nodes } => nodes.clone(),
+    };
+    assert!(!urls.is_empty());
+    for url in urls {
+        assert!(redis::Client::open(url.as_str()).is_ok());
+    }
 
     assert!(!settings.chat_servers.is_empty());
     let mut names = HashSet::new();
@@ -328,7 +336,12 @@ fn check_expected(settings: &Settings, expected: &Expected) {
         settings.server.shutdown_grace,
         ms(expected.shutdown_grace_ms)
     );
-    assert_eq!(settings.redis.url, expected.url);
+    assert_eq!(
+        settings.redis.topology,
+        Topology::Standalone {
+            url: expected.url.clone()
+        }
+    );
     assert_eq!(settings.redis.token_ttl_secs, expected.token_ttl_secs);
     assert_eq!(
         settings.redis.command_timeout,

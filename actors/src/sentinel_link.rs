@@ -1,0 +1,158 @@
+//! The sentinel mode's connection: a `ConnectionManager` to the master the
+//! sentinels name, replaced when they name another.
+//!
+//! The redis crate finds the master through the sentinels (and checks that
+//! it says ROLE master), but has no connection that follows a failover: one
+//! built on the master's address keeps dialling that address. So a resolver
+//! task owns the crate's `SentinelClient` and publishes the current master's
+//! connection on a watch channel; every user reads it from there. A user
+//! whose command fails in a way a failover explains (refused, broken, timed
+//! out, READONLY) asks for a new resolution. Requests coalesce (a channel of
+//! one) and resolutions are at least [`RESOLVE_GAP`] apart, so a burst of
+//! failures costs one question to the sentinels, and at most one is in
+//! flight. Calls therefore succeed again within one failed call plus
+//! [`RESOLVE_GAP`] of the sentinels announcing the new master.
+//!
+//! The first resolution starts at once; until it succeeds, calls wait for it
+//! under their deadline and then fail (UNAVAILABLE), so the process starts
+//! with every sentinel down.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+use redis::{ErrorKind, RedisConnectionInfo, RedisError, RedisResult};
+use tokio::sync::{mpsc, watch};
+
+use crate::outage::OutageTracker;
+use crate::redis_link::{Password, lazy_manager};
+
+/// Least time between two resolutions.
+pub const RESOLVE_GAP: Duration = Duration::from_millis(100);
+
+/// A handle on the current master; cheap to clone.
+#[derive(Clone)]
+pub struct SentinelLink {
+    master: watch::Receiver<Option<ConnectionManager>>,
+    resolve: mpsc::Sender<()>,
+}
+
+impl SentinelLink {
+    /// Starts the resolver task (needs a tokio runtime). Fails only on
+    /// sentinel URLs the redis crate rejects.
+    pub(crate) fn open(
+        sentinels: &[String],
+        master_name: &str,
+        password: Option<&Password>,
+        timeout: Duration,
+    ) -> RedisResult<SentinelLink> {
+        let mut node = SentinelNodeConnectionInfo::default();
+        if let Some(Password(password)) = password {
+            node = node
+                .set_redis_connection_info(RedisConnectionInfo::default().set_password(password));
+        }
+        let client = SentinelClient::build(
+            sentinels.iter().map(String::as_str).collect(),
+            master_name.to_owned(),
+            Some(node),
+            SentinelServerType::Master,
+        )?;
+        let (publish, master) = watch::channel(None);
+        let (resolve, requests) = mpsc::channel(1);
+        let resolver = Resolver {
+            client,
+            master_name: master_name.to_owned(),
+            timeout,
+            publish,
+            known: None,
+            outage: OutageTracker::default(),
+        };
+        tokio::spawn(resolver.run(requests));
+        let link = SentinelLink { master, resolve };
+        link.resolve_again();
+        Ok(link)
+    }
+
+    /// The current master's connection; waits for the first resolution
+    /// (callers bound the wait with their deadline).
+    pub(crate) async fn master(&self) -> RedisResult<ConnectionManager> {
+        let mut master = self.master.clone();
+        let known = master
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| RedisError::from((ErrorKind::Client, "the sentinel resolver stopped")))?;
+        known
+            .clone()
+            .ok_or_else(|| RedisError::from((ErrorKind::Client, "no master known yet")))
+    }
+
+    /// Asks for the master to be resolved again (coalesced with any request
+    /// already waiting).
+    pub(crate) fn resolve_again(&self) {
+        let _ = self.resolve.try_send(());
+    }
+}
+
+/// The resolver task's state.
+struct Resolver {
+    client: SentinelClient,
+    master_name: String,
+    timeout: Duration,
+    publish: watch::Sender<Option<ConnectionManager>>,
+    /// Address of the published master.
+    known: Option<String>,
+    outage: OutageTracker,
+}
+
+impl Resolver {
+    /// Resolves on each request until every link is gone.
+    async fn run(mut self, mut requests: mpsc::Receiver<()>) {
+        while requests.recv().await.is_some() {
+            self.resolve().await;
+            tokio::time::sleep(RESOLVE_GAP).await;
+        }
+    }
+
+    async fn resolve(&mut self) {
+        let name = &self.master_name;
+        let found = match tokio::time::timeout(self.timeout, self.client.async_get_client()).await {
+            Ok(Ok(client)) => client,
+            Ok(Err(err)) => return self.failed(&err.to_string()),
+            Err(_) => {
+                return self.failed(&format!(
+                    "no sentinel answered within {} ms",
+                    self.timeout.as_millis()
+                ));
+            }
+        };
+        if self.outage.record_success() {
+            log::info!("sentinel: the sentinels answer again for master {name:?}");
+        }
+        let info = found.get_connection_info().clone();
+        let addr = info.addr().to_string();
+        if self.known.as_deref() == Some(addr.as_str()) {
+            return;
+        }
+        match lazy_manager(info, self.timeout) {
+            Ok(conn) => {
+                log::info!("sentinel: master {name:?} is at {addr}");
+                self.known = Some(addr);
+                self.publish.send_replace(Some(conn));
+            }
+            Err(err) => self.failed(&err.to_string()),
+        }
+    }
+
+    fn failed(&mut self, why: &str) {
+        if self.outage.record_failure(1) {
+            let keeping = self
+                .known
+                .as_deref()
+                .map_or_else(|| "none known yet".to_owned(), |a| format!("keeping {a}"));
+            log::error!(
+                "sentinel: cannot resolve master {:?} ({why}); {keeping}",
+                self.master_name
+            );
+        }
+    }
+}
