@@ -16,6 +16,20 @@ use tokio::sync::mpsc;
 
 mod signals;
 
+/// The config keys, for `--help` (docs/contract.md §4-5 and the README say more).
+const CONFIG_KEYS: &str = "\
+Config keys (default):
+  [server]    listen (\"0.0.0.0:50052\"), metrics_listen (\"127.0.0.1:9464\"; \"\" = off),
+              shutdown_grace_ms (10000)
+  [redis]     mode (\"standalone\" | \"sentinel\" | \"cluster\"),
+              url (standalone: \"redis://127.0.0.1:6379\"),
+              sentinels, master_name (sentinel), nodes (cluster),
+              min_replicas_ack (0 = no WAIT), token_ttl_secs (86400; 0 = never expire),
+              command_timeout_ms (1000), token_prefix (\"utoken_\"),
+              login_count_key (\"logincount\")
+  [balancer]  poll_interval_ms (1000), probe_interval_ms (2000; 0 = probing off)
+  [[chat_servers]]  name, host, port (required; at least one)";
+
 use signals::Signals;
 
 /// StatusServer of the chat system: places each user on the least-loaded
@@ -26,9 +40,10 @@ use signals::Signals;
 /// the config file and applies it without dropping requests (a bad file
 /// keeps the running config; listen addresses need a restart). Logs go to stderr;
 /// set RUST_LOG (e.g. RUST_LOG=debug) for more. STATUS_REDIS_URL, when set
-/// and non-empty, replaces redis.url.
+/// and non-empty, replaces redis.url; STATUS_REDIS_PASSWORD, when set and
+/// non-empty, is the password of every Redis data-node connection.
 #[derive(Parser)]
-#[command(version)]
+#[command(version, after_help = CONFIG_KEYS)]
 struct Cli {
     /// Config file (TOML); see the README for every key.
     #[arg(long, value_name = "PATH", default_value = "config/status.toml")]

@@ -13,12 +13,18 @@
 //! flight. Calls therefore succeed again within one failed call plus
 //! [`RESOLVE_GAP`] of the sentinels announcing the new master.
 //!
+//! A watcher task also subscribes to `+switch-master` on one sentinel after
+//! another and asks for a resolution at each announcement for our master, so
+//! a failover that no failing call noticed yet (a manual `SENTINEL
+//! FAILOVER`, an idle moment) still moves every caller to the new master.
+//!
 //! The first resolution starts at once; until it succeeds, calls wait for it
 //! under their deadline and then fail (UNAVAILABLE), so the process starts
 //! with every sentinel down.
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{ErrorKind, RedisConnectionInfo, RedisError, RedisResult};
@@ -68,6 +74,12 @@ impl SentinelLink {
             outage: OutageTracker::default(),
         };
         tokio::spawn(resolver.run(requests));
+        tokio::spawn(watch_switch_master(
+            sentinels.to_vec(),
+            master_name.to_owned(),
+            timeout,
+            resolve.downgrade(),
+        ));
         let link = SentinelLink { master, resolve };
         link.resolve_again();
         Ok(link)
@@ -154,5 +166,72 @@ impl Resolver {
                 self.master_name
             );
         }
+    }
+}
+
+/// Pause before subscribing again after a subscription failed or ended.
+const RESUBSCRIBE_GAP: Duration = Duration::from_millis(500);
+
+/// How often the subscription is pinged: a frozen sentinel never closes it.
+const SUBSCRIPTION_PING: Duration = Duration::from_secs(2);
+
+/// Subscribes to `+switch-master` on one sentinel after another and asks for
+/// a resolution at each announcement for `master_name` (payload: `<name>
+/// <old-ip> <old-port> <new-ip> <new-port>`). Ends once every link is gone.
+async fn watch_switch_master(
+    sentinels: Vec<String>,
+    master_name: String,
+    timeout: Duration,
+    resolve: mpsc::WeakSender<()>,
+) {
+    for url in sentinels.iter().cycle() {
+        let ask = || match resolve.upgrade() {
+            Some(resolve) => {
+                let _ = resolve.try_send(());
+                true
+            }
+            None => false,
+        };
+        let subscribed = tokio::time::timeout(timeout, async {
+            let mut pubsub = redis::Client::open(url.as_str())?
+                .get_async_pubsub()
+                .await?;
+            pubsub.subscribe("+switch-master").await?;
+            Ok::<_, RedisError>(pubsub)
+        })
+        .await;
+        if let Ok(Ok(pubsub)) = subscribed {
+            log::debug!("sentinel: watching +switch-master for {master_name:?}");
+            // A switch may have happened while nobody listened.
+            if !ask() {
+                return;
+            }
+            let (mut sink, mut messages) = pubsub.split();
+            let mut ping = tokio::time::interval(SUBSCRIPTION_PING);
+            loop {
+                tokio::select! {
+                    message = messages.next() => {
+                        let Some(message) = message else { break };
+                        let payload: String = message.get_payload().unwrap_or_default();
+                        if payload.split(' ').next() == Some(master_name.as_str()) {
+                            log::info!("sentinel: +switch-master {payload}");
+                            if !ask() {
+                                return;
+                            }
+                        }
+                    }
+                    _ = ping.tick() => {
+                        let pong = tokio::time::timeout(timeout, sink.ping::<redis::Value>()).await;
+                        if !matches!(pong, Ok(Ok(_))) {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if resolve.upgrade().is_none() {
+            return;
+        }
+        tokio::time::sleep(RESUBSCRIBE_GAP).await;
     }
 }
