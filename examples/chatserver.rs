@@ -4,11 +4,14 @@
 //!
 //! ```text
 //! cargo run --example chatserver -- --name chatserver1 --listen 127.0.0.1:8090 \
-//!     [--redis redis://127.0.0.1:6379] [--status http://127.0.0.1:50052] \
-//!     [--login-count-key logincount]
+//!     [--redis redis://127.0.0.1:6379 | --config config/status.toml] \
+//!     [--status http://127.0.0.1:50052] [--login-count-key logincount]
 //! ```
 //!
 //! `STATUS_REDIS_URL`, when set and non-empty, replaces `--redis` (as for the StatusServer).
+//! With `--config`, it takes the `[redis]` section of that status-server config instead
+//! (standalone, Sentinel or Cluster, `STATUS_REDIS_PASSWORD`, `login_count_key`), and talks
+//! to Redis through the same `RedisLink` as the StatusServer.
 //!
 //! # How a user gets onto a ChatServer
 //!
@@ -53,7 +56,7 @@
 //! Once ready it prints `chatserver <name> listening on <addr>` to stdout (with the bound
 //! address, so `--listen 127.0.0.1:0` works). Logs go to stderr (`RUST_LOG`, default
 //! `info`); tokens are logged by a short prefix only (at most 8 characters and at most
-//! half of the token). If Redis is unreachable at start (or hangs: 4 s bound) or the
+//! half of the token). If Redis is unreachable at start (or hangs: 2 s bound) or the
 //! address is in use, it prints `error: ...` to stderr and exits 1.
 
 use std::io::Write as _;
@@ -63,7 +66,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use log::{debug, info, warn};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use status_actors::redis_link::{LinkSettings, RedisLink, Topology};
+use status_server::config::Settings;
 use status_server::proto::LoginReq;
 use status_server::proto::status_service_client::StatusServiceClient;
 use status_server::redact::redact_url;
@@ -101,8 +105,17 @@ struct Args {
 
     /// Redis URL; the environment variable STATUS_REDIS_URL, when set and non-empty,
     /// overrides it.
-    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    #[arg(
+        long,
+        default_value = "redis://127.0.0.1:6379",
+        conflicts_with = "config"
+    )]
     redis: String,
+
+    /// A status-server config file whose [redis] section (any mode) to use instead of
+    /// --redis; its login_count_key replaces --login-count-key.
+    #[arg(long, value_name = "PATH")]
+    config: Option<std::path::PathBuf>,
 
     /// gRPC endpoint of the StatusServer.
     #[arg(long, default_value = "http://127.0.0.1:50052")]
@@ -136,13 +149,40 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> Result<(), String> {
-    let redis_url = match std::env::var("STATUS_REDIS_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => args.redis.clone(),
+/// The Redis link and load hash key the arguments ask for, and how to name Redis in messages.
+fn redis_link(args: &Args) -> Result<(RedisLink, String, String), String> {
+    let (link, key) = match &args.config {
+        Some(path) => {
+            let settings = Settings::load(path).map_err(|e| e.to_string())?;
+            let link = LinkSettings {
+                command_timeout: REDIS_TIMEOUT,
+                ..settings.redis.link()
+            };
+            (link, settings.redis.login_count_key)
+        }
+        None => {
+            let url = match std::env::var("STATUS_REDIS_URL") {
+                Ok(url) if !url.is_empty() => url,
+                _ => args.redis.clone(),
+            };
+            let link = LinkSettings {
+                topology: Topology::Standalone { url },
+                password: None,
+                command_timeout: REDIS_TIMEOUT,
+            };
+            (link, args.login_count_key.clone())
+        }
     };
-    let shown_url = redact_url(&redis_url);
+    let shown = match &link.topology {
+        Topology::Standalone { url } => redact_url(url),
+        other => format!("{} Redis", other.mode()),
+    };
+    let opened =
+        RedisLink::open(&link).map_err(|e| format!("invalid Redis settings for {shown}: {e}"))?;
+    Ok((opened, key, shown))
+}
 
+async fn run(args: Args) -> Result<(), String> {
     // Signal handlers first, so a signal right after the ready line is never missed.
     let mut sigterm =
         signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
@@ -150,20 +190,7 @@ async fn run(args: Args) -> Result<(), String> {
         signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
 
     let status = connect_status(&args.status)?;
-
-    let client = redis::Client::open(redis_url.as_str())
-        .map_err(|e| format!("invalid Redis URL {shown_url}: {e}"))?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(REDIS_TIMEOUT))
-        .set_response_timeout(Some(REDIS_TIMEOUT))
-        .set_number_of_retries(2);
-    let mut redis = tokio::time::timeout(
-        REDIS_TIMEOUT * 2,
-        client.get_connection_manager_with_config(config),
-    )
-    .await
-    .map_err(|_| format!("cannot reach Redis at {shown_url}: timed out"))?
-    .map_err(|e| format!("cannot reach Redis at {shown_url}: {e}"))?;
+    let (redis, login_count_key, shown_url) = redis_link(&args)?;
 
     let listener = TcpListener::bind(args.listen)
         .await
@@ -172,23 +199,23 @@ async fn run(args: Args) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
 
-    hset(&mut redis, &args.login_count_key, &args.name, 0)
+    hset(&redis, &login_count_key, &args.name, 0)
         .await
         .map_err(|e| {
             format!(
-                "cannot write HSET {} {} 0 to Redis at {shown_url}: {e}",
-                args.login_count_key, args.name
+                "cannot write HSET {login_count_key} {} 0 to Redis at {shown_url}: {e}",
+                args.name
             )
         })?;
     info!(
-        "registered {} in hash {} (count 0)",
-        args.name, args.login_count_key
+        "registered {} in hash {login_count_key} (count 0)",
+        args.name
     );
 
     let (count_tx, count_rx) = mpsc::unbounded_channel();
     let counter = tokio::spawn(run_counter(
         redis,
-        args.login_count_key.clone(),
+        login_count_key.clone(),
         args.name.clone(),
         count_rx,
     ));
@@ -261,33 +288,31 @@ fn connect_status(url: &str) -> Result<StatusServiceClient<Channel>, String> {
     Ok(StatusServiceClient::new(endpoint.connect_lazy()))
 }
 
-async fn hset(
-    redis: &mut ConnectionManager,
-    key: &str,
-    name: &str,
-    count: u64,
-) -> Result<(), String> {
-    let cmd = redis::cmd("HSET").arg(key).arg(name).arg(count).clone();
-    match tokio::time::timeout(REDIS_TIMEOUT, cmd.query_async::<i64>(redis)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("timed out".to_owned()),
-    }
+async fn hset(redis: &RedisLink, key: &str, name: &str, count: u64) -> Result<(), String> {
+    let mut pipe = redis::pipe();
+    pipe.cmd("HSET").arg(key).arg(name).arg(count);
+    one_write(redis, &pipe).await
 }
 
-async fn hdel(redis: &mut ConnectionManager, key: &str, name: &str) -> Result<(), String> {
-    let cmd = redis::cmd("HDEL").arg(key).arg(name).clone();
-    match tokio::time::timeout(REDIS_TIMEOUT, cmd.query_async::<i64>(redis)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("timed out".to_owned()),
-    }
+async fn hdel(redis: &RedisLink, key: &str, name: &str) -> Result<(), String> {
+    let mut pipe = redis::pipe();
+    pipe.cmd("HDEL").arg(key).arg(name);
+    one_write(redis, &pipe).await
+}
+
+/// Sends a one-command write, bounded by `REDIS_TIMEOUT`.
+async fn one_write(redis: &RedisLink, pipe: &redis::Pipeline) -> Result<(), String> {
+    redis
+        .query::<(i64,)>(pipe, REDIS_TIMEOUT)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Owns the connection count and makes every Redis write for it, one at a time, so the last
 /// write always carries the current count.
 async fn run_counter(
-    mut redis: ConnectionManager,
+    redis: RedisLink,
     key: String,
     name: String,
     mut rx: mpsc::UnboundedReceiver<CountMsg>,
@@ -325,14 +350,14 @@ async fn run_counter(
             }
         }
         if let Some(reply) = stop {
-            let res = hdel(&mut redis, &key, &name).await;
+            let res = hdel(&redis, &key, &name).await;
             if reply.send(res).is_err() {
                 warn!("shutdown gave up waiting for HDEL");
             }
             return;
         }
         if written != Some(count) {
-            match hset(&mut redis, &key, &name, count).await {
+            match hset(&redis, &key, &name, count).await {
                 Ok(()) => {
                     written = Some(count);
                     debug!("HSET {key} {name} {count}");
