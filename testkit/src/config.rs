@@ -32,7 +32,10 @@ pub fn chat_servers(servers: &[(&str, u16)]) -> Vec<ChatServerEntry> {
 
 /// A config for tests: gRPC on an ephemeral port, probing off, fast polls.
 pub struct TestConfig {
-    pub redis_url: String,
+    /// Where Redis is: the `[redis]` lines of its mode (`url = ...`, or
+    /// `mode`, `sentinels`, `master_name`, or `mode`, `nodes`).
+    pub redis_location: String,
+    pub min_replicas_ack: u64,
     pub servers: Vec<ChatServerEntry>,
     pub poll_interval_ms: u64,
     pub probe_interval_ms: u64,
@@ -43,8 +46,19 @@ pub struct TestConfig {
 
 impl TestConfig {
     pub fn new(redis: &RedisServer, servers: Vec<ChatServerEntry>) -> Self {
+        Self::at(&redis.url(), servers)
+    }
+
+    /// A standalone Redis at `url` (which need not be running).
+    pub fn at(url: &str, servers: Vec<ChatServerEntry>) -> Self {
+        Self::located(format!("url = \"{url}\""), servers)
+    }
+
+    /// Redis where the `[redis]` lines `location` say.
+    pub fn located(location: String, servers: Vec<ChatServerEntry>) -> Self {
         TestConfig {
-            redis_url: redis.url(),
+            redis_location: location,
+            min_replicas_ack: 0,
             servers,
             poll_interval_ms: 100,
             probe_interval_ms: 0,
@@ -57,10 +71,11 @@ impl TestConfig {
     pub fn to_toml(&self) -> String {
         let mut toml = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\nshutdown_grace_ms = {}\n\n\
-             [redis]\nurl = \"{}\"\ntoken_ttl_secs = {}\ncommand_timeout_ms = {}\n\n\
+             [redis]\n{}\nmin_replicas_ack = {}\ntoken_ttl_secs = {}\ncommand_timeout_ms = {}\n\n\
              [balancer]\npoll_interval_ms = {}\nprobe_interval_ms = {}\n",
             self.shutdown_grace_ms,
-            self.redis_url,
+            self.redis_location,
+            self.min_replicas_ack,
             self.token_ttl_secs,
             self.command_timeout_ms,
             self.poll_interval_ms,

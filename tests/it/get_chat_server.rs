@@ -226,15 +226,13 @@ async fn unreachable_server_is_not_chosen_when_probing() {
 #[tokio::test]
 async fn redis_down_at_start_then_unavailable_until_a_poll_succeeds() {
     let port = free_port();
-    let config = TestConfig {
-        redis_url: format!("redis://127.0.0.1:{port}"),
-        servers: vec![ChatServerEntry::new("chat1", 8090)],
-        poll_interval_ms: 100,
-        probe_interval_ms: 0,
-        command_timeout_ms: 500,
-        token_ttl_secs: 60,
-        shutdown_grace_ms: 5000,
-    };
+    let mut config = TestConfig::at(
+        &format!("redis://127.0.0.1:{port}"),
+        vec![ChatServerEntry::new("chat1", 8090)],
+    );
+    config.command_timeout_ms = 500;
+    config.token_ttl_secs = 60;
+    config.shutdown_grace_ms = 5000;
     let server = TestServer::start(&config).await;
     let mut client = server.client().await;
     let status = get(&mut client, 1).await.expect_err("no load data yet");

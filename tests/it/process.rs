@@ -140,6 +140,22 @@ fn bad_configs_exit_nonzero_naming_file_and_problem() {
             "poll_interval_ms",
         ),
         ("this is not toml".to_string(), "line 1"),
+        (
+            format!("[redis]\nnodes = [\"redis://h:1\"]\n{server}"),
+            "redis.nodes: only for mode = \"cluster\"",
+        ),
+        (
+            format!("[redis]\nmode = \"sentinel\"\nsentinels = []\nmaster_name = \"m\"\n{server}"),
+            "redis.sentinels = []",
+        ),
+        (
+            format!("[redis]\nmode = \"cluster\"\nnodes = []\n{server}"),
+            "redis.nodes = []",
+        ),
+        (
+            format!("[redis]\nmode = \"cluster\"\nnodes = [\"tcp://:pw@h:1\"]\n{server}"),
+            "redis.nodes[0]",
+        ),
     ];
     for (text, needle) in cases {
         let (status, stderr) = run_to_exit(&text);
