@@ -1,4 +1,5 @@
-//! `status-server --config PATH`: the StatusServer process.
+//! `status-server --config PATH`: the StatusServer process. PATH is the TOML
+//! config, or the C++ StatusServer's INI file when it ends in `.ini`.
 //!
 //! Exit codes: 0 after a graceful shutdown; 1 when the config is bad, the
 //! server cannot start, or shutdown had to cut requests off; 2 for a bad
@@ -40,12 +41,17 @@ use signals::Signals;
 /// the config file and applies it without dropping requests (a bad file
 /// keeps the running config; listen addresses need a restart). Logs go to stderr;
 /// set RUST_LOG (e.g. RUST_LOG=debug) for more. STATUS_REDIS_URL, when set
-/// and non-empty, replaces redis.url; STATUS_REDIS_PASSWORD, when set and
-/// non-empty, is the password of every Redis data-node connection.
+/// and non-empty, replaces redis.url (in an INI file: [Redis] Host, Port and
+/// Passwd); STATUS_REDIS_PASSWORD, when set and non-empty, is the password of
+/// every Redis data-node connection.
 #[derive(Parser)]
 #[command(version, after_help = CONFIG_KEYS)]
 struct Cli {
-    /// Config file (TOML); see the README for every key.
+    /// Config file: TOML (see the README for every key), or the C++
+    /// StatusServer's INI file when PATH ends in `.ini` ([StatusServer],
+    /// [Redis], [chatservers] and one section per chat server; every other
+    /// setting takes its default; see the README, "Moving over from the C++
+    /// server").
     #[arg(long, value_name = "PATH", default_value = "config/status.toml")]
     config: PathBuf,
 

@@ -28,6 +28,13 @@ impl ConfigError {
             message: one_line(message.as_ref()),
         }
     }
+
+    /// The same problem in other words, at the same place: the INI reader names its own
+    /// keys where validation names TOML's.
+    pub(super) fn reworded(self, reword: impl FnOnce(&str) -> String) -> Self {
+        let message = one_line(&reword(&self.message));
+        Self { message, ..self }
+    }
 }
 
 impl fmt::Display for ConfigError {

@@ -7,8 +7,12 @@
 //! producing `Settings`. The rest of the program only ever sees `Settings`, so it never starts
 //! half-configured. A bad config stops start-up with one [`ConfigError`] line that names the
 //! file and the problem (`errors`).
+//!
+//! A path ending in `.ini` is the C++ StatusServer's INI file instead (`ini`): it is turned
+//! into the TOML document it stands for and goes through the same two stages.
 
 mod errors;
+pub mod ini;
 mod raw;
 #[cfg(test)]
 mod testing;
@@ -88,6 +92,14 @@ pub struct BalancerSettings {
 }
 
 impl RedisSettings {
+    /// The standalone node's URL; `None` in sentinel and cluster mode.
+    pub fn url(&self) -> Option<&str> {
+        match &self.topology {
+            Topology::Standalone { url } => Some(url),
+            Topology::Sentinel { .. } | Topology::Cluster { .. } => None,
+        }
+    }
+
     /// What the Redis link needs.
     pub fn link(&self) -> LinkSettings {
         LinkSettings {
@@ -118,13 +130,14 @@ impl RedisSettings {
 
 impl Settings {
     /// Reads `path`, applies env `STATUS_REDIS_URL` and `STATUS_REDIS_PASSWORD` when set and
-    /// non-empty.
+    /// non-empty. A path ending in `.ini` (any case) is read as the C++ server's INI file
+    /// ([`ini`]).
     ///
     /// # Errors
-    /// The file cannot be read, `STATUS_REDIS_URL` is not UTF-8, or [`Settings::parse`] fails.
+    /// The file cannot be read, `STATUS_REDIS_URL` is not UTF-8, or [`Settings::parse`]
+    /// (for INI: [`ini::parse`]) fails.
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::new(path, None, format!("cannot read: {e}")))?;
+        let text = read_text(path)?;
         let url_override = match std::env::var_os(REDIS_URL_ENV) {
             None => None,
             Some(value) => match value.into_string() {
@@ -139,7 +152,13 @@ impl Settings {
                 }
             },
         };
-        let mut settings = Self::parse(&text, path, url_override.as_deref())?;
+        let mut settings = if ini::is_ini_path(path) {
+            let config = ini::parse(&text, path, url_override.as_deref())?;
+            config.log_skipped_sections();
+            config.settings
+        } else {
+            Self::parse(&text, path, url_override.as_deref())?
+        };
         settings.redis.password = match std::env::var_os(REDIS_PASSWORD_ENV) {
             None => None,
             Some(value) => match value.into_string() {
@@ -175,6 +194,12 @@ impl Settings {
         let raw = RawConfig::deserialize(document).map_err(|e| src.schema_error(&e))?;
         raw.validate(&src, redis_url_override.filter(|url| !url.is_empty()))
     }
+}
+
+/// The config file's text.
+fn read_text(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(path, None, format!("cannot read: {e}")))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | success |
-//! | 1 | the server answered, but no: a business error (`error != 0`), a ChatServer refusing the login of `connect`, a service NOT_SERVING, a reload not applied, a benchmark with business errors |
+//! | 1 | the server answered, but no: a business error (`error != 0`), a ChatServer refusing the login of `connect`, a service NOT_SERVING, a reload not applied, a benchmark with business errors; or the INI file of `convert-config` is missing or bad |
 //! | 2 | bad command line (clap's usage errors) |
 //! | 3 | the server (or Redis, for `bench --seed-redis`, or the ChatServer, for `connect`) could not be reached, or a call failed with a gRPC status |
 //!
@@ -30,6 +30,8 @@ pub enum Failure {
     Refused(String),
     /// The server could not be reached, or a call ended with a gRPC status (exit 3).
     Unreachable(String),
+    /// A file to read is missing or bad (exit 1, as status-server exits for a bad config).
+    BadFile(String),
 }
 
 impl Failure {
@@ -47,7 +49,7 @@ impl Failure {
 
     pub fn exit_code(&self) -> u8 {
         match self {
-            Failure::Refused(_) => EXIT_REFUSED,
+            Failure::Refused(_) | Failure::BadFile(_) => EXIT_REFUSED,
             Failure::Unreachable(_) => EXIT_UNREACHABLE,
         }
     }
@@ -55,7 +57,8 @@ impl Failure {
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (Failure::Refused(message) | Failure::Unreachable(message)) = self;
+        let (Failure::Refused(message) | Failure::Unreachable(message) | Failure::BadFile(message)) =
+            self;
         f.write_str(&one_line(message))
     }
 }

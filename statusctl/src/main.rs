@@ -11,6 +11,8 @@
 //!   reload                        re-read the config file, like SIGHUP (Admin/Reload)
 //!   bench --rpc R --concurrency N --duration SECS [--connections C] [--uid-base U] ...
 //!                                 load the server; print requests/s and latency percentiles
+//!   convert-config PATH.ini [--keep-password]
+//!                                 the C++ server's INI file as the equivalent TOML, on stdout
 //! ```
 //!
 //! `--addr` defaults to `http://127.0.0.1:50052`, the gRPC address of the shipped
@@ -28,15 +30,18 @@
 //!   DEADLINE_EXCEEDED, UNIMPLEMENTED, ...), or `bench --seed-redis` could not store its
 //!   tokens, or `connect`'s ChatServer could not be reached or could not check the token.
 //!
+//! `convert-config` reaches no server: 0 converted, 1 the INI file is missing or bad.
+//!
 //! Every error is one line on stderr: `statusctl: error: <message>`.
 //!
 //! Modules: `target` (address, timeout, channels), `failure` (errors and exit codes),
 //! `output` (tables, fields, JSON), one module per command (`calls`, `connect`, `servers`,
-//! `health`, `reload`, `bench`).
+//! `health`, `reload`, `bench`, `convert_config`).
 
 mod bench;
 mod calls;
 mod connect;
+mod convert_config;
 mod failure;
 mod health;
 mod output;
@@ -44,6 +49,7 @@ mod reload;
 mod servers;
 mod target;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -58,7 +64,8 @@ Exit status:
   0  success
   1  the server answered, but no: a business error (error != 0), a ChatServer
      refusing the login (connect), a health check not SERVING, a reload not
-     applied, a benchmark with business errors
+     applied, a benchmark with business errors; convert-config: the INI file
+     is missing or bad
   2  bad command line
   3  the server (or connect's ChatServer) could not be reached, or a call failed
      with a gRPC status
@@ -66,12 +73,15 @@ Exit status:
 Errors are one line on stderr: `statusctl: error: <message>`.";
 
 /// Operator command line for status-server: call its RPCs, run a user's login flow, list
-/// the chat servers, check health, reload the config, and benchmark it.
+/// the chat servers, check health, reload the config, benchmark it, and convert the C++
+/// server's INI config.
 #[derive(Parser, Debug)]
 #[command(name = "statusctl", version, after_help = EXIT_CODES)]
 #[command(long_about = "Operator command line for status-server: call its RPCs \
     (message.StatusService), run a user's whole login flow through a ChatServer, list the \
-    chat servers as the balancer sees them and reload the config (statusadmin.v1.Admin), check gRPC health (grpc.health.v1), and benchmark it.\n\n\
+    chat servers as the balancer sees them and reload the config (statusadmin.v1.Admin), \
+    check gRPC health (grpc.health.v1), benchmark it, and convert the C++ StatusServer's \
+    INI config to TOML.\n\n\
     Output is human-readable unless --json, which prints one JSON document on one line of \
     stdout; errors and the bench progress bar go to stderr.")]
 struct Cli {
@@ -173,6 +183,25 @@ enum Cmd {
         1 some business errors; 3 unreachable, some gRPC errors, or no call completed."
     )]
     Bench(bench::BenchArgs),
+    /// Print the C++ StatusServer's INI file as the equivalent TOML config, commented.
+    ///
+    /// Reads PATH as `status-server --config PATH.ini` would (the same checks, the same
+    /// error line) and prints the TOML that gives the same settings. Reaches no server.
+    #[command(
+        after_help = "The Redis password ([Redis] Passwd) is left out of the output, so the \
+        TOML file holds no secret: give it to status-server as STATUS_REDIS_URL, as a comment \
+        in the output shows. --keep-password writes it into redis.url instead.\n\nExit \
+        status: 0 converted; 1 the INI file is missing or bad; 2 bad command line (--json does \
+        not apply)."
+    )]
+    ConvertConfig {
+        /// The INI file (the C++ StatusServer's config.ini).
+        #[arg(value_name = "PATH.ini")]
+        path: PathBuf,
+        /// Write [Redis] Passwd into redis.url (percent-encoded) rather than leaving it out.
+        #[arg(long)]
+        keep_password: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -184,6 +213,14 @@ fn main() -> ExitCode {
         && let Err(msg) = args.connections()
     {
         return usage_error(Cli::command().error(ErrorKind::ArgumentConflict, msg));
+    }
+    if let Cmd::ConvertConfig { .. } = &cli.cmd
+        && cli.json
+    {
+        return usage_error(Cli::command().error(
+            ErrorKind::ArgumentConflict,
+            "convert-config prints TOML; --json does not apply",
+        ));
     }
     let runtime = match &cli.cmd {
         Cmd::Bench(args) => tokio::runtime::Builder::new_multi_thread()
@@ -227,6 +264,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Health { services } => health::run(&target, json, &services).await,
         Cmd::Reload => reload::run(&target, json).await,
         Cmd::Bench(args) => bench::run(&target, json, &args).await,
+        Cmd::ConvertConfig {
+            path,
+            keep_password,
+        } => convert_config::run(&path, keep_password),
     }
 }
 

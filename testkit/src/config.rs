@@ -94,8 +94,14 @@ impl TestConfig {
 /// Writes `text` into a fresh temporary file and returns both (the file
 /// disappears when the `TempDir` drops).
 pub fn write_config(text: &str) -> (tempfile::TempDir, PathBuf) {
+    write_config_as("status.toml", text)
+}
+
+/// [`write_config`] under the name `file_name`, whose extension decides how
+/// the server reads it (`.ini`: the C++ server's INI file).
+pub fn write_config_as(file_name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("creating a temporary directory");
-    let path = dir.path().join("status.toml");
+    let path = dir.path().join(file_name);
     std::fs::File::create(&path)
         .and_then(|mut f| f.write_all(text.as_bytes()))
         .expect("writing the test config");

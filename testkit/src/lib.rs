@@ -20,10 +20,10 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 pub use chat::{StandInChatServer, chatserver_binary};
-pub use config::{ChatServerEntry, TestConfig, chat_servers, write_config};
+pub use config::{ChatServerEntry, TestConfig, chat_servers, write_config, write_config_as};
 pub use in_process::TestServer;
 pub use load::{LoadOutcome, LoadWorkers, placed_port};
-pub use process::{ServerProcess, run_binary_to_exit, run_to_exit, server_binary};
+pub use process::{ServerProcess, run_binary_to_exit, run_to_exit, run_to_exit_as, server_binary};
 pub use redis_server::{RedisServer, parse_commandstats, set_loads};
 
 use status_server::proto::status_service_client::StatusServiceClient;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use status_server::proto::status_service_client::StatusServiceClient;
 use tonic::transport::Channel;
 
-use crate::{TestConfig, WAIT, eventually, write_config};
+use crate::{TestConfig, WAIT, eventually, write_config_as};
 
 /// The `status-server` binary. Cargo builds it before the root package's
 /// integration tests run (every `cargo test` of the workspace does), next to
@@ -35,6 +35,7 @@ pub fn server_binary() -> PathBuf {
 pub struct ServerProcess {
     child: Child,
     _config_dir: tempfile::TempDir,
+    config_path: PathBuf,
     pub addr: SocketAddr,
     /// Where `/metrics` and `/healthz` are served (the config asks for port 0).
     pub metrics_addr: Option<SocketAddr>,
@@ -50,7 +51,14 @@ impl ServerProcess {
 
     /// Starts the binary and waits for its "listening on" line.
     pub async fn start_with_config_text(text: &str) -> ServerProcess {
-        let (dir, path) = write_config(text);
+        Self::start_with_config_file("status.toml", text).await
+    }
+
+    /// [`ServerProcess::start_with_config_text`] with the config in a file
+    /// named `file_name`, whose extension decides how the server reads it
+    /// (`.ini`: the C++ server's INI file).
+    pub async fn start_with_config_file(file_name: &str, text: &str) -> ServerProcess {
+        let (dir, path) = write_config_as(file_name, text);
         let mut child = Command::new(server_binary())
             .arg("--config")
             .arg(&path)
@@ -72,6 +80,7 @@ impl ServerProcess {
         let mut server = ServerProcess {
             child,
             _config_dir: dir,
+            config_path: path,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             metrics_addr: None,
             log_lines,
@@ -152,10 +161,9 @@ impl ServerProcess {
     /// Replaces the config file the server was started with (for SIGHUP),
     /// atomically so the server never reads half a file.
     pub fn rewrite_config(&self, text: &str) {
-        let path = self._config_dir.path().join("status.toml");
-        let tmp = self._config_dir.path().join("status.toml.new");
+        let tmp = self._config_dir.path().join("config.new");
         std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, &path))
+            .and_then(|()| std::fs::rename(&tmp, &self.config_path))
             .expect("rewriting the test config");
     }
 
@@ -193,7 +201,13 @@ impl Drop for ServerProcess {
 /// Runs the binary with `config_text` and returns (exit status, stderr) once
 /// it exits, for configs that must be rejected at start.
 pub fn run_to_exit(config_text: &str) -> (ExitStatus, String) {
-    let (_dir, path) = write_config(config_text);
+    run_to_exit_as("status.toml", config_text)
+}
+
+/// [`run_to_exit`] with the config in a file named `file_name` (`.ini`: the
+/// C++ server's INI file).
+pub fn run_to_exit_as(file_name: &str, config_text: &str) -> (ExitStatus, String) {
+    let (_dir, path) = write_config_as(file_name, config_text);
     run_binary_to_exit(&[std::ffi::OsStr::new("--config"), path.as_os_str()])
 }
 

@@ -8,6 +8,7 @@ mod config_properties;
 mod faults;
 mod get_chat_server;
 mod hostile_input;
+mod ini_config;
 mod load_hash;
 mod login;
 mod operability;
