@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use status_server::config::ini::{self, Password};
+use status_server::config::ini::{self, PasswordInToml};
 
 use crate::failure::Failure;
 use crate::output;
@@ -19,12 +19,12 @@ use crate::output;
 pub fn run(path: &Path, keep_password: bool) -> Result<(), Failure> {
     let config = ini::read_file(path).map_err(|e| Failure::BadFile(e.to_string()))?;
     let password = if keep_password {
-        Password::Keep
+        PasswordInToml::Keep
     } else {
-        Password::LeaveOut
+        PasswordInToml::LeaveOut
     };
     output::emit(&config.to_toml(password));
-    if config.has_redis_password() && password == Password::LeaveOut {
+    if config.has_redis_password() && password == PasswordInToml::LeaveOut {
         eprintln!(
             "statusctl: note: [Redis] Passwd is not in the output; give it to status-server \
              as STATUS_REDIS_URL (see the comment under [redis]), or convert with --keep-password"

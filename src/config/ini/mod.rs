@@ -38,7 +38,7 @@ use super::raw::RawConfig;
 use super::{ConfigError, Settings, breaks_line};
 use reader::{Entry, IniFile, Section};
 
-pub use to_toml::Password;
+pub use to_toml::PasswordInToml;
 
 const STATUS_SERVER: &str = "StatusServer";
 const REDIS: &str = "Redis";

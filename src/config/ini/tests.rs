@@ -6,7 +6,7 @@ use std::path::Path;
 use proptest::prelude::*;
 use redis::IntoConnectionInfo;
 
-use super::{IniConfig, Password, is_ini_path, parse};
+use super::{IniConfig, PasswordInToml, is_ini_path, parse};
 use crate::config::testing::parse as parse_toml;
 use crate::config::{Settings, breaks_line};
 
@@ -563,10 +563,10 @@ proptest! {
 #[test]
 fn the_toml_parses_back_to_the_same_settings() {
     let config = read(DEPLOYED);
-    let kept = config.to_toml(Password::Keep);
+    let kept = config.to_toml(PasswordInToml::Keep);
     assert_eq!(parse_toml(&kept).expect("valid TOML"), config.settings);
 
-    let left_out = config.to_toml(Password::LeaveOut);
+    let left_out = config.to_toml(PasswordInToml::LeaveOut);
     assert!(!left_out.contains("secret"), "{left_out}");
     let without = parse_toml(&left_out).expect("valid TOML");
     assert_eq!(without.redis.url(), Some("redis://127.0.0.1:6379"));
@@ -587,7 +587,7 @@ fn odd_values_survive_the_trip() {
         .replace("Port = 6379\n", "Port = 1\nPasswd = p@\"ss'\\#\n");
     let config = read(&text);
     assert_eq!(config.settings.chat_servers[1].name, "\"q\\");
-    for password in [Password::Keep, Password::LeaveOut] {
+    for password in [PasswordInToml::Keep, PasswordInToml::LeaveOut] {
         let toml = config.to_toml(password);
         let back = Settings::parse(
             &toml,
@@ -601,7 +601,7 @@ fn odd_values_survive_the_trip() {
 
 #[test]
 fn the_toml_is_commented_like_the_shipped_config() {
-    let toml = read(DEPLOYED).to_toml(Password::LeaveOut);
+    let toml = read(DEPLOYED).to_toml(PasswordInToml::LeaveOut);
     let expected = r#"# status-server config, converted by `statusctl convert-config` from the C++
 # StatusServer's INI file conf/status.ini.
 # Every key is described in the README ("Config"). The INI file gave server.listen,
@@ -641,7 +641,7 @@ port = 8091
 "#;
     assert_eq!(toml, expected);
 
-    let kept = read(DEPLOYED).to_toml(Password::Keep);
+    let kept = read(DEPLOYED).to_toml(PasswordInToml::Keep);
     assert!(
         kept.contains(
             "# url holds [Redis] Passwd: keep this file as private as the INI file was.\n\
@@ -650,7 +650,7 @@ port = 8091
         "{kept}"
     );
     // Without a password there is nothing to say about it.
-    let plain = read(&minimal("")).to_toml(Password::LeaveOut);
+    let plain = read(&minimal("")).to_toml(PasswordInToml::LeaveOut);
     assert!(!plain.contains("Passwd"), "{plain}");
     assert!(!plain.contains("Left out"), "{plain}");
 }

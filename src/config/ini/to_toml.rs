@@ -3,7 +3,7 @@
 //! under a header that says where it came from and what was left out.
 //!
 //! It is written from the validated [`Settings`], so it parses back to them (the tests
-//! check that), except for the Redis password when it is left out: [`Password`] says why
+//! check that), except for the Redis password when it is left out: [`PasswordInToml`] says why
 //! and how.
 
 use std::fmt::Write as _;
@@ -13,7 +13,7 @@ use crate::config::REDIS_URL_ENV;
 
 /// What [`IniConfig::to_toml`] does with `[Redis]` `Passwd`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Password {
+pub enum PasswordInToml {
     /// Leave it out of `redis.url` and say in a comment how to give it to the server
     /// instead (`STATUS_REDIS_URL`): the TOML file then holds no secret, and the password
     /// stays where the deployment already keeps secrets. The default.
@@ -27,10 +27,10 @@ pub enum Password {
 const COMMENT_COLUMN: usize = 34;
 
 impl IniConfig {
-    /// The TOML config equivalent to this INI file, commented. With [`Password::LeaveOut`]
+    /// The TOML config equivalent to this INI file, commented. With [`PasswordInToml::LeaveOut`]
     /// and a password in the file, it parses to the same settings once `STATUS_REDIS_URL`
     /// gives the URL with the password; otherwise as it is.
-    pub fn to_toml(&self, password: Password) -> String {
+    pub fn to_toml(&self, password: PasswordInToml) -> String {
         let settings = &self.settings;
         let mut out = String::new();
         let mut line = |text: &str| {
@@ -83,7 +83,7 @@ impl IniConfig {
         line("[redis]");
         let url = match (&self.redis_password, password) {
             (None, _) => redis_url(&self.redis_address, None),
-            (Some(_), Password::LeaveOut) => {
+            (Some(_), PasswordInToml::LeaveOut) => {
                 line(
                     "# [Redis] Passwd is left out, to keep the password out of this file. Give it to",
                 );
@@ -98,7 +98,7 @@ impl IniConfig {
                 line("# writes it into url instead).");
                 redis_url(&self.redis_address, None)
             }
-            (Some(secret), Password::Keep) => {
+            (Some(secret), PasswordInToml::Keep) => {
                 line("# url holds [Redis] Passwd: keep this file as private as the INI file was.");
                 redis_url(&self.redis_address, Some(secret))
             }
