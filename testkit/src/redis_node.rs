@@ -10,8 +10,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::WAIT;
 use crate::redis_server::command_text;
+use crate::{WAIT, free_ports};
 
 /// How long one query of a polling wait may take: a node that is down or
 /// busy failing over must not stall the wait past its deadline.
@@ -112,44 +112,66 @@ pub(crate) fn parse_info(text: &str) -> HashMap<String, String> {
         .collect()
 }
 
+/// How often a node is started again on other ports when one of its ports
+/// was taken between picking and binding it.
+const START_ATTEMPTS: usize = 5;
+
 /// A `redis-server` process of a topology, killed on drop.
 pub(crate) struct NodeProcess {
     child: Child,
 }
 
+/// Why a `redis-server` did not come up.
+enum StartFailure {
+    /// One of its ports was taken meanwhile: worth another try on others.
+    PortTaken,
+    /// It exited: the end of its log says why.
+    Exited(String),
+}
+
 impl NodeProcess {
-    /// Starts a data node on `port`: bound to 127.0.0.1, its files (log,
-    /// cluster config) in `dir`, no persistence, and full syncs sent at once
-    /// rather than after the default 5 s of waiting for more replicas.
-    /// Returns once it answers `PING`.
-    pub(crate) async fn start_data_node(dir: &Path, port: u16, extra: &[String]) -> NodeProcess {
-        let mut args: Vec<String> = [
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--repl-diskless-sync-delay",
-            "0",
-            "--dir",
-            &dir.display().to_string(),
-            "--logfile",
-            &format!("node-{port}.log"),
-        ]
-        .map(String::from)
-        .to_vec();
-        args.extend_from_slice(extra);
-        Self::start(dir, port, &args).await
+    /// Picks `ports` free ports, starts `redis-server` with the arguments
+    /// `args_for` makes of them (the first is the port it listens on), and
+    /// returns it with its ports once it answers `PING`. Ports picked by
+    /// binding and releasing them can be taken again before the server
+    /// binds them (by any outgoing connection on the machine), so that case
+    /// is retried on new ports.
+    pub(crate) async fn start_on_free_ports(
+        dir: &Path,
+        ports: usize,
+        mut args_for: impl FnMut(&[u16]) -> Vec<String>,
+    ) -> (NodeProcess, Vec<u16>) {
+        for _ in 0..START_ATTEMPTS {
+            let picked = free_ports(ports);
+            match Self::try_start(dir, picked[0], &args_for(&picked)).await {
+                Ok(process) => return (process, picked),
+                Err(StartFailure::PortTaken) => continue,
+                Err(StartFailure::Exited(why)) => panic!("{why}"),
+            }
+        }
+        panic!("redis-server found one of its ports taken {START_ATTEMPTS} times in a row")
     }
 
-    /// Starts `redis-server args` (which must make it listen on `port` and
-    /// log to `dir/node-<port>.log`) and waits until it answers `PING`; if
-    /// it exits first (say the port was taken meanwhile), panics with the
-    /// end of its log.
+    /// Starts `redis-server args`, which must make it listen on `port` and
+    /// log to `dir/node-<port>.log` (as [`data_node_args`] does), and waits
+    /// until it answers `PING`; panics with the end of its log if it exits
+    /// first.
     pub(crate) async fn start(dir: &Path, port: u16, args: &[String]) -> NodeProcess {
+        match Self::try_start(dir, port, args).await {
+            Ok(process) => process,
+            Err(StartFailure::PortTaken) => panic!("redis-server: port {port} is taken"),
+            Err(StartFailure::Exited(why)) => panic!("{why}"),
+        }
+    }
+
+    async fn try_start(
+        dir: &Path,
+        port: u16,
+        args: &[String],
+    ) -> Result<NodeProcess, StartFailure> {
+        let log_path = dir.join(node_log(port));
+        // A restarted node appends to its log: read only what this run wrote.
+        let log_start = std::fs::metadata(&log_path).map_or(0, |m| m.len() as usize);
         let child = Command::new("redis-server")
             .args(args)
             .current_dir(dir)
@@ -162,20 +184,23 @@ impl NodeProcess {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Ok(Some(status)) = process.child.try_wait() {
-                let log = std::fs::read_to_string(dir.join(format!("node-{port}.log")))
-                    .unwrap_or_default();
+                let log = std::fs::read(&log_path).unwrap_or_default();
+                let log = String::from_utf8_lossy(log.get(log_start..).unwrap_or_default());
+                if log.contains("Address already in use") {
+                    return Err(StartFailure::PortTaken);
+                }
                 let tail: Vec<&str> = log.lines().rev().take(5).collect();
-                panic!(
+                return Err(StartFailure::Exited(format!(
                     "redis-server on port {port} exited ({status}); its log ends: {:?}",
                     tail.into_iter().rev().collect::<Vec<_>>()
-                );
+                )));
             }
             if node
                 .try_query::<String>(&redis::cmd("PING"))
                 .await
                 .is_some()
             {
-                return process;
+                return Ok(process);
             }
             assert!(
                 Instant::now() < deadline,
@@ -196,4 +221,36 @@ impl Drop for NodeProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The arguments of a data node on `port`, then `extra`: bound to
+/// 127.0.0.1, its files (log, cluster config) in `dir`, no persistence, and
+/// full syncs sent at once rather than after the default 5 s of waiting for
+/// more replicas.
+pub(crate) fn data_node_args(dir: &Path, port: u16, extra: &[String]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--repl-diskless-sync-delay",
+        "0",
+        "--dir",
+        &dir.display().to_string(),
+        "--logfile",
+        &node_log(port),
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend_from_slice(extra);
+    args
+}
+
+/// The log file name of the node on `port`, in its topology's dir.
+pub(crate) fn node_log(port: u16) -> String {
+    format!("node-{port}.log")
 }

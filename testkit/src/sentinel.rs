@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::redis_node::{NodeProcess, RedisNode};
-use crate::{eventually, eventually_ok, free_ports};
+use crate::redis_node::{NodeProcess, RedisNode, data_node_args, node_log};
+use crate::{eventually, eventually_ok};
 
 const MASTER_NAME: &str = "mymaster";
 /// How long a master may not answer before a sentinel deems it down.
@@ -46,17 +46,15 @@ impl SentinelSet {
     /// through the master's hello channel, which takes a couple of seconds).
     pub async fn start() -> SentinelSet {
         let dir = tempfile::tempdir().expect("creating a tempdir for the sentinel set");
-        let ports = free_ports(2 + SENTINELS);
-        let (master_port, replica_port) = (ports[0], ports[1]);
-        let master = NodeProcess::start_data_node(dir.path(), master_port, &[]).await;
-        let replica =
-            NodeProcess::start_data_node(dir.path(), replica_port, &replica_of(master_port)).await;
+        let (master, master_port) = start_data_node(&dir, &[]).await;
+        let (replica, replica_port) = start_data_node(&dir, &replica_of(master_port)).await;
         let mut sentinels = Vec::new();
-        for &port in &ports[2..] {
-            sentinels.push((
-                RedisNode::new(port),
-                start_sentinel(&dir, port, master_port).await,
-            ));
+        for _ in 0..SENTINELS {
+            let (process, ports) = NodeProcess::start_on_free_ports(dir.path(), 1, |ports| {
+                write_sentinel_config(&dir, ports[0], master_port)
+            })
+            .await;
+            sentinels.push((RedisNode::new(ports[0]), process));
         }
         let set = SentinelSet {
             dir,
@@ -159,8 +157,8 @@ impl SentinelSet {
     /// 4 s, after the previous one).
     pub async fn restart_node(&mut self, port: u16) {
         let master_port = self.master_port().await;
-        let process =
-            NodeProcess::start_data_node(self.dir.path(), port, &replica_of(master_port)).await;
+        let args = data_node_args(self.dir.path(), port, &replica_of(master_port));
+        let process = NodeProcess::start(self.dir.path(), port, &args).await;
         let data_node = self.data_node(port);
         assert!(
             data_node.process.is_none(),
@@ -197,6 +195,17 @@ impl SentinelSet {
     }
 }
 
+impl Drop for SentinelSet {
+    /// The processes die with their handles; a failing test keeps the
+    /// nodes' logs and config files to read.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dir.disable_cleanup(true);
+            eprintln!("sentinel set: logs kept in {}", self.dir.path().display());
+        }
+    }
+}
+
 /// `--replicaof 127.0.0.1 <port>`.
 fn replica_of(master_port: u16) -> [String; 3] {
     [
@@ -206,24 +215,34 @@ fn replica_of(master_port: u16) -> [String; 3] {
     ]
 }
 
-/// Writes the sentinel's own config file (Sentinel rewrites it with what it
-/// learns, so each needs a writable one) and starts it.
-async fn start_sentinel(dir: &TempDir, port: u16, master_port: u16) -> NodeProcess {
+/// A data node on a free port, with `extra` arguments.
+async fn start_data_node(dir: &TempDir, extra: &[String]) -> (NodeProcess, u16) {
+    let (process, ports) = NodeProcess::start_on_free_ports(dir.path(), 1, |ports| {
+        data_node_args(dir.path(), ports[0], extra)
+    })
+    .await;
+    (process, ports[0])
+}
+
+/// Writes the config file of a sentinel on `port` (Sentinel rewrites it
+/// with what it learns, so each needs a writable one of its own) and
+/// returns the arguments that start it.
+fn write_sentinel_config(dir: &TempDir, port: u16, master_port: u16) -> Vec<String> {
     let config = format!(
         "port {port}\n\
          bind 127.0.0.1\n\
          dir {dir}\n\
-         logfile node-{port}.log\n\
+         logfile {log}\n\
          sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n\
          sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n\
          sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}\n\
          sentinel parallel-syncs {MASTER_NAME} 1\n",
-        dir = dir.path().display()
+        dir = dir.path().display(),
+        log = node_log(port),
     );
     let path = dir.path().join(format!("sentinel-{port}.conf"));
     std::fs::write(&path, config).expect("writing a sentinel config into the tempdir");
-    let args = [path.display().to_string(), "--sentinel".to_string()];
-    NodeProcess::start(dir.path(), port, &args).await
+    vec![path.display().to_string(), "--sentinel".to_string()]
 }
 
 /// The master port `SENTINEL get-master-addr-by-name` names, if the
