@@ -3,14 +3,15 @@
 //! in-process on port 0 ([`TestServer`]) or as the binary
 //! ([`ServerProcess`], for what only a process shows: signals, exit codes,
 //! stderr), stand-in ChatServers, and load generators; for Redis past one
-//! node, a Sentinel set ([`SentinelSet`]) whose master can be killed and its
-//! failover timed.
+//! node, a Sentinel set ([`SentinelSet`]) and a cluster ([`RedisCluster`])
+//! whose masters can be killed and their failovers timed.
 //!
 //! Every process and server is stopped when its handle drops, so a failing
 //! test leaves nothing behind. Waits are on events (a log line, a port
 //! answering, a reply) with a deadline, never fixed sleeps.
 
 mod chat;
+mod cluster;
 mod config;
 mod in_process;
 mod load;
@@ -24,6 +25,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 pub use chat::{StandInChatServer, chatserver_binary};
+pub use cluster::RedisCluster;
 pub use config::{ChatServerEntry, TestConfig, chat_servers, write_config};
 pub use in_process::TestServer;
 pub use load::{LoadOutcome, LoadWorkers, placed_port};
