@@ -2,29 +2,37 @@
 //! `redis-server` on a free port ([`RedisServer`]), status-server run
 //! in-process on port 0 ([`TestServer`]) or as the binary
 //! ([`ServerProcess`], for what only a process shows: signals, exit codes,
-//! stderr), stand-in ChatServers, and load generators.
+//! stderr), stand-in ChatServers, and load generators; for Redis past one
+//! node, a Sentinel set ([`SentinelSet`]) and a cluster ([`RedisCluster`])
+//! whose masters can be killed and their failovers timed.
 //!
 //! Every process and server is stopped when its handle drops, so a failing
 //! test leaves nothing behind. Waits are on events (a log line, a port
 //! answering, a reply) with a deadline, never fixed sleeps.
 
 mod chat;
+mod cluster;
 mod config;
 mod in_process;
 mod load;
 mod process;
+mod redis_node;
 mod redis_server;
+mod sentinel;
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 pub use chat::{StandInChatServer, chatserver_binary};
+pub use cluster::RedisCluster;
 pub use config::{ChatServerEntry, TestConfig, chat_servers, write_config, write_config_as};
 pub use in_process::TestServer;
 pub use load::{LoadOutcome, LoadWorkers, placed_port};
 pub use process::{ServerProcess, run_binary_to_exit, run_to_exit, run_to_exit_as, server_binary};
+pub use redis_node::RedisNode;
 pub use redis_server::{RedisServer, parse_commandstats, set_loads};
+pub use sentinel::SentinelSet;
 
 use status_server::proto::status_service_client::StatusServiceClient;
 use tonic::transport::Channel;
@@ -40,6 +48,23 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `n` distinct ports nobody listens on right now: all are held at once
+/// while picking, so no two are the same (calling [`free_port`] `n` times
+/// may return one twice).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("binding an ephemeral port on 127.0.0.1"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| {
+            l.local_addr()
+                .expect("a bound listener has an address")
+                .port()
+        })
+        .collect()
+}
+
 /// Polls `check` until it returns `Some` or `WAIT` passes.
 pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
@@ -52,6 +77,28 @@ where
             return value;
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Like [`eventually`], for checks that say why they are not done yet
+/// (`Err(reason)`): a timeout names the last reason, which is what tells a
+/// slow topology from a broken one.
+pub async fn eventually_ok<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let reason = match check().await {
+            Ok(value) => return value,
+            Err(reason) => reason,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last: {reason}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -125,7 +125,7 @@ impl Drop for RedisServer {
 }
 
 /// `cmd` as it would be typed, e.g. `GET utoken_5`, for failure messages.
-fn command_text(cmd: &redis::Cmd) -> String {
+pub(crate) fn command_text(cmd: &redis::Cmd) -> String {
     cmd.args_iter()
         .map(|arg| match arg {
             redis::Arg::Simple(bytes) => String::from_utf8_lossy(bytes).into_owned(),

@@ -1,0 +1,328 @@
+//! A Redis Sentinel set on free ports, for tests of `redis.mode =
+//! "sentinel"` (docs/contract.md §5): one master, one replica and three
+//! sentinels (quorum 2) that fail the master over one second after it stops
+//! answering. A test kills the master, waits for the sentinels to announce
+//! the promoted replica (timed), and may bring the old node back as a
+//! replica. Everything runs on 127.0.0.1 in a tempdir and is killed on drop.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::redis_node::{NodeProcess, RedisNode, data_node_args, node_log};
+use crate::{eventually, eventually_ok};
+
+const MASTER_NAME: &str = "mymaster";
+/// How long a master may not answer before a sentinel deems it down.
+const DOWN_AFTER_MS: u64 = 1000;
+/// Bounds each failover step. Sentinel also waits twice this long before it
+/// retries a failover of the same master (after a split vote, or for the
+/// next failover), so it is kept small for tests.
+const FAILOVER_TIMEOUT_MS: u64 = 2000;
+const SENTINELS: usize = 3;
+
+/// 1 master + 1 replica + 3 sentinels, ready to fail over (see
+/// [`start`](Self::start)); killed on drop.
+pub struct SentinelSet {
+    dir: TempDir,
+    /// The master and the replica, in start order (their roles swap on a
+    /// failover).
+    data_nodes: Vec<DataNode>,
+    sentinels: Vec<(RedisNode, NodeProcess)>,
+}
+
+struct DataNode {
+    node: RedisNode,
+    /// `None` while killed.
+    process: Option<NodeProcess>,
+    killed_at: Option<Instant>,
+}
+
+impl SentinelSet {
+    /// Starts the set and returns once it can fail over: the replica's link
+    /// to the master is up, and every sentinel names the master, sees the
+    /// replica healthy and knows both other sentinels (they find each other
+    /// through the master's hello channel, which takes a couple of seconds).
+    pub async fn start() -> SentinelSet {
+        let dir = tempfile::tempdir().expect("creating a tempdir for the sentinel set");
+        let (master, master_port) = start_data_node(&dir, &[]).await;
+        let (replica, replica_port) = start_data_node(&dir, &replica_of(master_port)).await;
+        let mut sentinels = Vec::new();
+        for _ in 0..SENTINELS {
+            let (process, ports) = NodeProcess::start_on_free_ports(dir.path(), 1, |ports| {
+                write_sentinel_config(&dir, ports[0], master_port)
+            })
+            .await;
+            sentinels.push((RedisNode::new(ports[0]), process));
+        }
+        let set = SentinelSet {
+            dir,
+            data_nodes: [(master_port, master), (replica_port, replica)]
+                .into_iter()
+                .map(|(port, process)| DataNode {
+                    node: RedisNode::new(port),
+                    process: Some(process),
+                    killed_at: None,
+                })
+                .collect(),
+            sentinels,
+        };
+        set.wait_until_healthy(master_port, replica_port).await;
+        set
+    }
+
+    /// The sentinels' addresses, `redis://127.0.0.1:P`, for `redis.sentinels`.
+    pub fn sentinel_urls(&self) -> Vec<String> {
+        self.sentinels.iter().map(|(node, _)| node.url()).collect()
+    }
+
+    /// The name the sentinels monitor the master under, for `redis.master_name`.
+    pub fn master_name(&self) -> &'static str {
+        MASTER_NAME
+    }
+
+    /// The master's port as the first answering sentinel announces it.
+    pub async fn master_port(&self) -> u16 {
+        let sentinels = &self.sentinels;
+        eventually("a sentinel to name the master", || async move {
+            for (sentinel, _) in sentinels {
+                if let Some(port) = announced_master(sentinel).await {
+                    return Some(port);
+                }
+            }
+            None
+        })
+        .await
+    }
+
+    /// A handle to the current master (asked from the sentinels).
+    pub async fn master(&self) -> RedisNode {
+        RedisNode::new(self.master_port().await)
+    }
+
+    /// Kills the current master with SIGKILL and returns its port.
+    pub async fn kill_master(&mut self) -> u16 {
+        let port = self.master_port().await;
+        let data_node = self.data_node(port);
+        data_node
+            .process
+            .take()
+            .unwrap_or_else(|| panic!("the sentinels name {port}, which was already killed"))
+            .kill();
+        data_node.killed_at = Some(Instant::now());
+        port
+    }
+
+    /// Waits until every sentinel announces one master other than
+    /// `old_port` and that node answers `ROLE` with `master`. Returns its
+    /// port and the time since `old_port` was killed (since this call, if it
+    /// was not killed through [`kill_master`](Self::kill_master)). The
+    /// sentinel that led the failover announces it first; the others learn
+    /// it from its hello messages, up to two seconds later.
+    pub async fn wait_for_new_master(&self, old_port: u16) -> (u16, Duration) {
+        let since = self
+            .data_nodes
+            .iter()
+            .find(|data_node| data_node.node.port == old_port)
+            .and_then(|data_node| data_node.killed_at)
+            .unwrap_or_else(Instant::now);
+        let what = format!("every sentinel to announce one master other than {old_port}");
+        let sentinels = &self.sentinels;
+        let new_port = eventually_ok(&what, || async move {
+            let mut announced = Vec::new();
+            for (sentinel, _) in sentinels {
+                announced.push(announced_master(sentinel).await);
+            }
+            let port = announced[0].filter(|&port| port != old_port);
+            let role = match port {
+                Some(port) if announced.iter().all(|&p| p == Some(port)) => {
+                    RedisNode::new(port).role().await
+                }
+                _ => return Err(format!("the sentinels announce {announced:?}")),
+            };
+            match (port, role.as_deref()) {
+                (Some(port), Some("master")) => Ok(port),
+                _ => Err(format!("{port:?} answers ROLE {role:?}")),
+            }
+        })
+        .await;
+        (new_port, since.elapsed())
+    }
+
+    /// Starts the killed node on `port` again, as a replica of the current
+    /// master, and returns once its link is up and every sentinel sees it
+    /// as a healthy replica (so it can be promoted by the next failover;
+    /// Sentinel starts that one no sooner than twice the failover timeout,
+    /// 4 s, after the previous one).
+    pub async fn restart_node(&mut self, port: u16) {
+        let master_port = self.master_port().await;
+        let args = data_node_args(self.dir.path(), port, &replica_of(master_port));
+        let process = NodeProcess::start(self.dir.path(), port, &args).await;
+        let data_node = self.data_node(port);
+        assert!(
+            data_node.process.is_none(),
+            "restart_node({port}): that node is running"
+        );
+        data_node.process = Some(process);
+        data_node.killed_at = None;
+        self.wait_until_healthy(master_port, port).await;
+    }
+
+    fn data_node(&mut self, port: u16) -> &mut DataNode {
+        self.data_nodes
+            .iter_mut()
+            .find(|data_node| data_node.node.port == port)
+            .unwrap_or_else(|| panic!("{port} is not a data node of this sentinel set"))
+    }
+
+    /// Waits until `replica`'s link to `master` is up and every sentinel
+    /// names `master`, sees `replica` as a healthy replica of it and knows
+    /// the other sentinels.
+    async fn wait_until_healthy(&self, master: u16, replica: u16) {
+        let replica_node = RedisNode::new(replica);
+        eventually("the replica's link to the master to be up", || async move {
+            replica_node.replica_link_up().await.then_some(())
+        })
+        .await;
+        for (sentinel, _) in &self.sentinels {
+            let what = format!(
+                "sentinel {} to see master {master}, replica {replica} and the other sentinels",
+                sentinel.port
+            );
+            eventually_ok(&what, || sentinel_sees(sentinel, master, replica)).await;
+        }
+    }
+}
+
+impl Drop for SentinelSet {
+    /// The processes die with their handles; a failing test keeps the
+    /// nodes' logs and config files to read.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dir.disable_cleanup(true);
+            eprintln!("sentinel set: logs kept in {}", self.dir.path().display());
+        }
+    }
+}
+
+/// `--replicaof 127.0.0.1 <port>`.
+fn replica_of(master_port: u16) -> [String; 3] {
+    [
+        "--replicaof".to_string(),
+        "127.0.0.1".to_string(),
+        master_port.to_string(),
+    ]
+}
+
+/// A data node on a free port, with `extra` arguments.
+async fn start_data_node(dir: &TempDir, extra: &[String]) -> (NodeProcess, u16) {
+    let (process, ports) = NodeProcess::start_on_free_ports(dir.path(), 1, |ports| {
+        data_node_args(dir.path(), ports[0], extra)
+    })
+    .await;
+    (process, ports[0])
+}
+
+/// Writes the config file of a sentinel on `port` (Sentinel rewrites it
+/// with what it learns, so each needs a writable one of its own) and
+/// returns the arguments that start it.
+fn write_sentinel_config(dir: &TempDir, port: u16, master_port: u16) -> Vec<String> {
+    let config = format!(
+        "port {port}\n\
+         bind 127.0.0.1\n\
+         dir {dir}\n\
+         logfile {log}\n\
+         sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n\
+         sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n\
+         sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}\n\
+         sentinel parallel-syncs {MASTER_NAME} 1\n",
+        dir = dir.path().display(),
+        log = node_log(port),
+    );
+    let path = dir.path().join(format!("sentinel-{port}.conf"));
+    std::fs::write(&path, config).expect("writing a sentinel config into the tempdir");
+    vec![path.display().to_string(), "--sentinel".to_string()]
+}
+
+/// The master port `SENTINEL get-master-addr-by-name` names, if the
+/// sentinel answers.
+async fn announced_master(sentinel: &RedisNode) -> Option<u16> {
+    let addr: Option<(String, String)> = sentinel
+        .try_query(
+            redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg(MASTER_NAME),
+        )
+        .await?;
+    addr?.1.parse().ok()
+}
+
+/// `Ok(())` once `sentinel` names `master`, lists `replica`, and knows the
+/// other sentinels, each of them up (see [`up_as`]); otherwise what it
+/// sees.
+async fn sentinel_sees(sentinel: &RedisNode, master: u16, replica: u16) -> Result<(), String> {
+    let master_info: Instance = sentinel_query(sentinel, "master").await?;
+    let replicas: Vec<Instance> = sentinel_query(sentinel, "replicas").await?;
+    let others: Vec<Instance> = sentinel_query(sentinel, "sentinels").await?;
+    let is = |instance: &Instance, port: u16, role: &str| {
+        instance.get("port") == Some(&port.to_string()) && up_as(instance, role)
+    };
+    if is(&master_info, master, "master")
+        && replicas.iter().any(|r| is(r, replica, "slave"))
+        && others.len() == SENTINELS - 1
+        && others.iter().all(|s| up_as(s, "sentinel"))
+    {
+        return Ok(());
+    }
+    let describe = |instances: &[&Instance]| {
+        instances
+            .iter()
+            .map(|i| format!("{}({})", field(i, "port"), field(i, "flags")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    Err(format!(
+        "master {}, replicas {}, other sentinels {}",
+        describe(&[&master_info]),
+        describe(&replicas.iter().collect::<Vec<_>>()),
+        describe(&others.iter().collect::<Vec<_>>())
+    ))
+}
+
+/// `SENTINEL <sub> mymaster`.
+async fn sentinel_query<T: redis::FromRedisValue>(
+    sentinel: &RedisNode,
+    sub: &str,
+) -> Result<T, String> {
+    sentinel
+        .try_query(redis::cmd("SENTINEL").arg(sub).arg(MASTER_NAME))
+        .await
+        .ok_or(format!("no reply to SENTINEL {sub}"))
+}
+
+fn field<'a>(instance: &'a Instance, key: &str) -> &'a str {
+    instance.get(key).map_or("?", String::as_str)
+}
+
+/// An instance as `SENTINEL master|replicas|sentinels` describes it.
+type Instance = HashMap<String, String>;
+
+/// Whether the instance's `flags` name `role` and none of the flags of an
+/// instance that is down or in the middle of a failover. (`master_down` on
+/// a sentinel only records its last vote and stays set after a failover, so
+/// it does not count.)
+fn up_as(instance: &Instance, role: &str) -> bool {
+    const NOT_READY: [&str; 6] = [
+        "s_down",
+        "o_down",
+        "disconnected",
+        "failover_in_progress",
+        "reconf_sent",
+        "reconf_inprog",
+    ];
+    let flags: Vec<&str> = instance
+        .get("flags")
+        .map_or(Vec::new(), |f| f.split(',').collect());
+    flags.contains(&role) && !flags.iter().any(|flag| NOT_READY.contains(flag))
+}
