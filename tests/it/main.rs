@@ -4,6 +4,7 @@
 //! that read log lines, send signals or check exit codes run the binary
 //! (`testkit::ServerProcess`).
 
+mod cluster;
 mod config_properties;
 mod faults;
 mod get_chat_server;
@@ -14,5 +15,6 @@ mod login;
 mod operability;
 mod process;
 mod reload;
+mod sentinel;
 mod several_instances;
 mod wire;
