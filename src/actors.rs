@@ -16,6 +16,7 @@ use status_actors::Shutdown;
 use status_actors::load_poller::{self, LoadPoller, PollSettings, Refresh};
 use status_actors::redis_link;
 use status_actors::server_registry::{ServerRegistry, UpdateServers};
+use status_actors::strategy::StrategyKind;
 use status_actors::token_actor::{self, TokenActor, TokenSettings};
 
 use crate::config::Settings;
@@ -57,8 +58,13 @@ impl Actors {
         let conn = connect_redis(settings)?;
         let tokens = TokenActor::new(conn.clone(), token_settings(settings)).start();
         let probing = settings.balancer.probe_interval.is_some();
-        let registry =
-            ServerRegistry::new(settings.chat_servers.clone(), tokens.clone(), probing).start();
+        let registry = ServerRegistry::new(
+            settings.chat_servers.clone(),
+            tokens.clone(),
+            probing,
+            StrategyKind::default(),
+        )
+        .start();
         let poller = LoadPoller::new(conn, registry.clone(), poll_settings(settings)).start();
         Ok(Actors {
             poller,
@@ -90,6 +96,7 @@ impl Actors {
             .send(UpdateServers {
                 servers: settings.chat_servers.clone(),
                 probing: settings.balancer.probe_interval.is_some(),
+                strategy: StrategyKind::default(),
             })
             .await;
         let _ = self

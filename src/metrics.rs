@@ -275,6 +275,7 @@ mod tests {
     fn snapshot() -> RegistrySnapshot {
         RegistrySnapshot {
             servers: Vec::new(),
+            strategy: status_actors::strategy::StrategyKind::default(),
             probing: false,
             redis_ok: true,
             load_hash_present: false,

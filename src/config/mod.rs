@@ -132,6 +132,7 @@ mod tests {
             name: name.to_owned(),
             host: host.to_owned(),
             port,
+            policy: status_actors::ServerPolicy::default(),
         }
     }
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use status_actors::ChatServer;
+use status_actors::{ChatServer, ServerPolicy};
 use toml::Spanned;
 
 use super::errors::Source;
@@ -355,6 +355,7 @@ fn chat_servers(
             name: name.into_inner(),
             host: host.into_inner(),
             port,
+            policy: ServerPolicy::default(),
         });
     }
     Ok(servers)
