@@ -16,7 +16,6 @@ use status_actors::Shutdown;
 use status_actors::load_poller::{self, LoadPoller, PollSettings, Refresh};
 use status_actors::redis_link;
 use status_actors::server_registry::{ServerRegistry, UpdateServers};
-use status_actors::strategy::StrategyKind;
 use status_actors::token_actor::{self, TokenActor, TokenSettings};
 
 use crate::config::Settings;
@@ -62,7 +61,7 @@ impl Actors {
             settings.chat_servers.clone(),
             tokens.clone(),
             probing,
-            StrategyKind::default(),
+            settings.balancer.strategy,
         )
         .start();
         let poller = LoadPoller::new(conn, registry.clone(), poll_settings(settings)).start();
@@ -96,7 +95,7 @@ impl Actors {
             .send(UpdateServers {
                 servers: settings.chat_servers.clone(),
                 probing: settings.balancer.probe_interval.is_some(),
-                strategy: StrategyKind::default(),
+                strategy: settings.balancer.strategy,
             })
             .await;
         let _ = self
