@@ -161,6 +161,7 @@ mod tests {
                     load_field: "count".into(),
                     last_poll_unix_ms: now - 1200,
                     last_probe_unix_ms: now - 400,
+                    ..Default::default()
                 }),
                 ServerOut::from(ChatServerState {
                     name: "chatserver2".into(),
