@@ -196,13 +196,13 @@ impl Drain {
 }
 
 impl fmt::Display for Drain {
-    /// Where the drain comes from: `config`, `Admin`, `config and Admin`, or
+    /// Where the drain comes from: `config`, `admin`, `config and admin`, or
     /// `not draining`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match (self.by_config, self.by_admin) {
-            (true, true) => "config and Admin",
+            (true, true) => "config and admin",
             (true, false) => "config",
-            (false, true) => "Admin",
+            (false, true) => "admin",
             (false, false) => "not draining",
         })
     }
@@ -379,8 +379,10 @@ impl ServerTable {
         let was = std::mem::replace(&mut entry.drained_by_admin, draining);
         let drain = entry.drain();
         match (was, draining, drain.by_config) {
-            (false, true, _) => log::info!("{name}: draining (Admin); placing no new users here"),
-            (true, false, false) => log::info!("{name}: no longer draining (Admin)"),
+            (false, true, _) => {
+                log::info!("{name}: draining (set by Admin); placing no new users here")
+            }
+            (true, false, false) => log::info!("{name}: no longer draining (undone by Admin)"),
             (true, false, true) => log::info!(
                 "{name}: no longer drained by Admin, still draining: its config says draining = true"
             ),
@@ -543,7 +545,7 @@ impl ServerTable {
         for gone in old {
             if gone.drained_by_admin {
                 log::info!(
-                    "{}: removed, and its drain (Admin) with it",
+                    "{}: removed, and the drain Admin set with it",
                     gone.server.name
                 );
             } else {
@@ -1210,7 +1212,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "every chat server is full or draining (full: full: load 5 of max 2; \
-             cfg: draining (config); adm: draining (Admin); dead: not alive: not in the load hash)"
+             cfg: draining (config); adm: draining (admin); dead: not alive: not in the load hash)"
         );
         assert_eq!(load_of(&table, "adm").in_flight, 0, "nothing placed");
     }
