@@ -234,6 +234,7 @@ async fn redis_down_at_start_then_unavailable_until_a_poll_succeeds() {
         command_timeout_ms: 500,
         token_ttl_secs: 60,
         shutdown_grace_ms: 5000,
+        strategy: None,
     };
     let server = TestServer::start(&config).await;
     let mut client = server.client().await;
