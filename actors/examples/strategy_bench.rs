@@ -58,7 +58,7 @@ fn table(kind: StrategyKind, servers: usize) -> ServerTable {
             },
         })
         .collect();
-    let mut table = ServerTable::new(configured, false, kind);
+    let mut table = ServerTable::new(configured, false, kind, 42);
     let fields = (0..servers)
         .map(|i| (format!("chat{i}"), LoadField::Count(0)))
         .collect();

@@ -20,7 +20,7 @@ use crate::server_table::ServerTable;
 pub use crate::server_table::{
     Drain, PlacementError, RegistrySnapshot, ServerSnapshot, UnknownServer,
 };
-use crate::strategy::StrategyKind;
+use crate::strategy::{StrategyKind, random_seed};
 use crate::token::token_prefix_for_log;
 use crate::token_actor::{IssueToken, PendingReply, TokenActor};
 
@@ -41,7 +41,7 @@ impl ServerRegistry {
         strategy: StrategyKind,
     ) -> Self {
         ServerRegistry {
-            table: ServerTable::new(servers, probing, strategy),
+            table: ServerTable::new(servers, probing, strategy, random_seed()),
             tokens,
         }
     }
@@ -214,8 +214,12 @@ impl Handler<UpdateServers> for ServerRegistry {
     type Result = ();
 
     fn handle(&mut self, update: UpdateServers, _ctx: &mut Self::Context) {
-        self.table
-            .replace_servers(update.servers, update.probing, update.strategy);
+        self.table.replace_servers(
+            update.servers,
+            update.probing,
+            update.strategy,
+            random_seed(),
+        );
     }
 }
 

@@ -7,7 +7,8 @@
 //! placing a user, settling a placement, applying a poll or probe report,
 //! merging a config reload — so unit tests drive each one without actors,
 //! Redis or sockets; the registry actor only feeds it its messages. Times
-//! come in as arguments, so the table never reads a clock either.
+//! and the strategy's random seed come in as arguments, so the table never
+//! reads a clock or the OS's randomness either.
 //!
 //! A placement holds an in-flight count on its server while the token is
 //! written, so concurrent requests already spread and a capacity
@@ -34,7 +35,7 @@ use crate::balance::{Availability, LoadField, LoadHash, ServerLoad};
 use crate::chat_server::{ChatServer, ServerPolicy};
 use crate::outage::OutageTracker;
 use crate::redis_link::RedisFailure;
-use crate::strategy::{Candidate, Strategy, StrategyKind, random_seed};
+use crate::strategy::{Candidate, Strategy, StrategyKind};
 
 /// One configured server and what the table knows about it.
 #[derive(Debug)]
@@ -284,8 +285,13 @@ pub struct ServerTable {
 impl ServerTable {
     /// `probing`: whether probe reports will arrive; without probing every
     /// server counts as reachable. `strategy` chooses among the servers
-    /// that may take a user.
-    pub fn new(servers: Vec<ChatServer>, probing: bool, strategy: StrategyKind) -> ServerTable {
+    /// that may take a user, drawing its random numbers (if any) from `seed`.
+    pub fn new(
+        servers: Vec<ChatServer>,
+        probing: bool,
+        strategy: StrategyKind,
+        seed: u64,
+    ) -> ServerTable {
         ServerTable {
             servers: servers
                 .into_iter()
@@ -296,7 +302,7 @@ impl ServerTable {
             load_hash_present: true,
             polls: OutageTracker::default(),
             strategy_kind: strategy,
-            strategy: strategy.build(random_seed()),
+            strategy: strategy.build(seed),
             candidates: Vec::new(),
         }
     }
@@ -494,12 +500,14 @@ impl ServerTable {
     /// Servers that keep their name keep their counts, in-flight placements
     /// and a drain set by Admin; a server whose address changed, or any
     /// server when probing was just turned on, waits for its next probe. The
-    /// strategy starts afresh (ties take turns from the first server).
+    /// strategy starts afresh (ties take turns from the first server), its
+    /// random numbers from `seed`.
     pub fn replace_servers(
         &mut self,
         servers: Vec<ChatServer>,
         probing: bool,
         strategy: StrategyKind,
+        seed: u64,
     ) {
         let mut old = std::mem::take(&mut self.servers);
         let was_probing = std::mem::replace(&mut self.probing, probing);
@@ -567,7 +575,7 @@ impl ServerTable {
             );
         }
         self.strategy_kind = strategy;
-        self.strategy = strategy.build(random_seed());
+        self.strategy = strategy.build(seed);
     }
 
     /// The whole state, for operators (admin API, metrics, health).
@@ -606,6 +614,9 @@ fn log_policy_change(name: &str, old: &ServerPolicy, new: &ServerPolicy) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Seeds the strategy's random numbers (only `p2c` draws any).
+    const SEED: u64 = 7;
 
     fn server(name: &str, port: u16) -> ChatServer {
         ChatServer {
@@ -662,7 +673,7 @@ mod tests {
             .zip(1..)
             .map(|(&(name, _), port)| server(name, port))
             .collect();
-        let mut table = ServerTable::new(servers, false, StrategyKind::default());
+        let mut table = ServerTable::new(servers, false, StrategyKind::default(), SEED);
         table.apply_loads(counts(loads), at(0));
         table
     }
@@ -719,7 +730,7 @@ mod tests {
         let mut table = polled(&[("a", 0), ("b", 0)]);
         let chosen = table.place(1).expect("alive");
         assert_eq!(chosen.name, "a");
-        table.replace_servers(vec![server("b", 2)], false, StrategyKind::default());
+        table.replace_servers(vec![server("b", 2)], false, StrategyKind::default(), SEED);
         table.settle("a", true);
         assert_eq!(names(&table), ["b"]);
         let b = load_of(&table, "b");
@@ -776,6 +787,7 @@ mod tests {
             vec![server("a", 1), server("b", 2)],
             true,
             StrategyKind::default(),
+            SEED,
         );
         table.apply_loads(counts(&[("a", 0), ("b", 0)]), at(0));
         assert_eq!(table.snapshot().alive_count(), 0, "not probed yet");
@@ -806,6 +818,7 @@ mod tests {
             vec![server("b", 2), server("a", 1)],
             false,
             StrategyKind::default(),
+            SEED,
         );
         assert_eq!(names(&table), ["b", "a"]);
         assert_eq!(load_of(&table, "a"), before);
@@ -818,6 +831,7 @@ mod tests {
             vec![server("a", 1), server("b", 2)],
             true,
             StrategyKind::default(),
+            SEED,
         );
         table.apply_loads(counts(&[("a", 3), ("b", 3)]), at(0));
         table.apply_probes(vec![("a".into(), true), ("b".into(), true)], at(0));
@@ -825,6 +839,7 @@ mod tests {
             vec![server("a", 1), server("b", 20)],
             true,
             StrategyKind::default(),
+            SEED,
         );
         let snapshot = table.snapshot();
         let (a, b) = (&snapshot.servers[0], &snapshot.servers[1]);
@@ -837,10 +852,10 @@ mod tests {
     #[test]
     fn reload_that_turns_probing_on_or_off_resets_reachability() {
         let mut table = polled(&[("a", 0)]);
-        table.replace_servers(vec![server("a", 1)], true, StrategyKind::default());
+        table.replace_servers(vec![server("a", 1)], true, StrategyKind::default(), SEED);
         assert!(!load_of(&table, "a").reachable, "probing just turned on");
         table.apply_probes(vec![("a".into(), false)], at(1));
-        table.replace_servers(vec![server("a", 1)], false, StrategyKind::default());
+        table.replace_servers(vec![server("a", 1)], false, StrategyKind::default(), SEED);
         assert!(
             load_of(&table, "a").reachable,
             "without probing all reachable"
@@ -854,6 +869,7 @@ mod tests {
             vec![server("a", 1), server("c", 3)],
             false,
             StrategyKind::default(),
+            SEED,
         );
         assert_eq!(names(&table), ["a", "c"]);
         let c = load_of(&table, "c");
@@ -862,7 +878,7 @@ mod tests {
             (None, true),
             "added: not polled yet"
         );
-        table.replace_servers(vec![server("d", 4)], true, StrategyKind::default());
+        table.replace_servers(vec![server("d", 4)], true, StrategyKind::default(), SEED);
         assert!(
             !load_of(&table, "d").reachable,
             "added while probing: not probed yet"
@@ -871,7 +887,8 @@ mod tests {
 
     #[test]
     fn no_load_data_before_the_first_poll() {
-        let mut table = ServerTable::new(vec![server("a", 1)], false, StrategyKind::default());
+        let mut table =
+            ServerTable::new(vec![server("a", 1)], false, StrategyKind::default(), SEED);
         let err = table.place(1).expect_err("never polled");
         assert!(matches!(err, PlacementError::NoLoadData));
         assert_eq!(
@@ -886,6 +903,7 @@ mod tests {
             vec![server("up", 1), server("bad", 2), server("gone", 3)],
             true,
             StrategyKind::default(),
+            SEED,
         );
         table.apply_loads(
             found(vec![
@@ -920,13 +938,15 @@ mod tests {
             vec![server("a", 1), server("b", 2), server("c", 3)],
             false,
             StrategyKind::default(),
+            SEED,
         );
         assert_eq!(table.place(8).expect("alive").name, "a");
     }
 
     #[test]
     fn polls_feed_redis_health_failures_and_recoveries() {
-        let mut table = ServerTable::new(vec![server("a", 1)], false, StrategyKind::default());
+        let mut table =
+            ServerTable::new(vec![server("a", 1)], false, StrategyKind::default(), SEED);
         assert!(!table.snapshot().redis_ok, "not polled yet");
         table.record_poll_failure(&timeout(), at(0));
         table.apply_loads(counts(&[("a", 0)]), at(1));
@@ -960,7 +980,7 @@ mod tests {
     fn probed_then_vanished() -> ServerTable {
         let names = ["a", "b", "c", "d"];
         let servers = names.iter().zip(1..).map(|(n, p)| server(n, p)).collect();
-        let mut table = ServerTable::new(servers, true, StrategyKind::default());
+        let mut table = ServerTable::new(servers, true, StrategyKind::default(), SEED);
         table.apply_loads(
             found(vec![
                 ("a", LoadField::Count(5)),
@@ -1081,6 +1101,7 @@ mod tests {
             servers.map(|(n, p)| server(n, p)).collect(),
             false,
             StrategyKind::default(),
+            SEED,
         );
         assert_eq!(table.snapshot().alive_count(), 0);
         assert_eq!(load_of(&table, "a").polled, None);
@@ -1121,7 +1142,7 @@ mod tests {
     /// A table of `servers` without probing, polled once with `loads`.
     fn polled_with(servers: Vec<ChatServer>, loads: &[(&str, u64)], strategy: &str) -> ServerTable {
         let strategy = crate::strategy::by_name(strategy).expect("a strategy name");
-        let mut table = ServerTable::new(servers, false, strategy);
+        let mut table = ServerTable::new(servers, false, strategy, SEED);
         table.apply_loads(counts(loads), at(0));
         table
     }
@@ -1185,7 +1206,7 @@ mod tests {
     fn every_strategy_keeps_to_the_capacity_in_a_burst() {
         for strategy in crate::strategy::STRATEGIES {
             let servers = vec![steered("a", 1, 1, 10, false), steered("b", 2, 5, 7, false)];
-            let mut table = ServerTable::new(servers, false, strategy);
+            let mut table = ServerTable::new(servers, false, strategy, SEED);
             table.apply_loads(counts(&[("a", 0), ("b", 0)]), at(0));
             let placed = (1..=100).filter(|&uid| table.place(uid).is_ok()).count();
             assert_eq!(placed, 17, "{strategy:?}");
@@ -1223,6 +1244,7 @@ mod tests {
             vec![steered("a", 1, 1, 0, true)],
             false,
             StrategyKind::default(),
+            SEED,
         );
         table.apply_loads(found(vec![("a", LoadField::Missing)]), at(0));
         let err = table.place(1).expect_err("nothing alive");
@@ -1247,6 +1269,7 @@ mod tests {
             vec![server("a", 1), steered("b", 2, 1, 0, true), server("c", 3)],
             false,
             StrategyKind::default(),
+            SEED,
         );
         table.apply_loads(counts(&[("a", 0), ("b", 0), ("c", 0)]), at(1));
         let drains: Vec<Drain> = table.snapshot().servers.iter().map(|s| s.drain).collect();
@@ -1292,11 +1315,12 @@ mod tests {
     fn a_removed_server_forgets_its_drain() {
         let mut table = polled(&[("a", 0), ("b", 0)]);
         table.set_draining("a", true).expect("a is configured");
-        table.replace_servers(vec![server("b", 2)], false, StrategyKind::default());
+        table.replace_servers(vec![server("b", 2)], false, StrategyKind::default(), SEED);
         table.replace_servers(
             vec![server("a", 1), server("b", 2)],
             false,
             StrategyKind::default(),
+            SEED,
         );
         assert_eq!(table.snapshot().servers[0].drain, Drain::default());
     }
@@ -1310,6 +1334,7 @@ mod tests {
             vec![steered("a", 1, 1, 0, false), steered("b", 2, 4, 3, false)],
             false,
             weighted,
+            SEED,
         );
         let snapshot = table.snapshot();
         assert_eq!(snapshot.strategy, weighted);

@@ -149,6 +149,7 @@ proptest! {
     #[test]
     fn the_table_never_places_past_a_capacity_nor_on_a_draining_or_dead_server(
         kind in kind(),
+        seed in any::<u64>(),
         servers in prop::collection::vec(
             (prop::option::weighted(0.8, 0u64..6), 1u64..4, 0u64..6, prop::bool::weighted(0.2), prop::bool::weighted(0.1)),
             1..6,
@@ -169,7 +170,7 @@ proptest! {
                 },
             })
             .collect();
-        let mut table = ServerTable::new(configured, false, kind);
+        let mut table = ServerTable::new(configured, false, kind, seed);
         let fields = servers
             .iter()
             .enumerate()
