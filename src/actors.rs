@@ -57,8 +57,13 @@ impl Actors {
         let conn = connect_redis(settings)?;
         let tokens = TokenActor::new(conn.clone(), token_settings(settings)).start();
         let probing = settings.balancer.probe_interval.is_some();
-        let registry =
-            ServerRegistry::new(settings.chat_servers.clone(), tokens.clone(), probing).start();
+        let registry = ServerRegistry::new(
+            settings.chat_servers.clone(),
+            tokens.clone(),
+            probing,
+            settings.balancer.strategy,
+        )
+        .start();
         let poller = LoadPoller::new(conn, registry.clone(), poll_settings(settings)).start();
         Ok(Actors {
             poller,
@@ -90,6 +95,7 @@ impl Actors {
             .send(UpdateServers {
                 servers: settings.chat_servers.clone(),
                 probing: settings.balancer.probe_interval.is_some(),
+                strategy: settings.balancer.strategy,
             })
             .await;
         let _ = self

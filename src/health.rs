@@ -86,9 +86,11 @@ pub async fn update_grpc_health(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use status_actors::ChatServer;
-    use status_actors::balance::ServerLoad;
+    use status_actors::balance::{Availability, ServerLoad};
+    use status_actors::server_registry::Drain;
     use status_actors::server_registry::ServerSnapshot;
+    use status_actors::strategy::StrategyKind;
+    use status_actors::{ChatServer, ServerPolicy};
     use std::sync::Arc;
 
     fn snapshot(redis_ok: bool, alive: &[bool]) -> RegistrySnapshot {
@@ -100,15 +102,19 @@ mod tests {
                     name: format!("s{i}"),
                     host: "h".into(),
                     port: 1,
+                    policy: ServerPolicy::default(),
                 }),
                 load: ServerLoad::default(),
                 field: None,
                 alive,
                 last_probe: None,
+                drain: Drain::default(),
+                availability: Availability::NotAlive,
             })
             .collect();
         RegistrySnapshot {
             servers,
+            strategy: StrategyKind::default(),
             probing: false,
             redis_ok,
             load_hash_present: true,

@@ -33,8 +33,10 @@ Config keys (default):
 
 use signals::Signals;
 
-/// StatusServer of the chat system: places each user on the least-loaded
-/// ChatServer and issues the login token the ChatServer checks.
+/// StatusServer of the chat system: places each user on a ChatServer (the
+/// least-loaded one that is alive, not draining and below its
+/// max_connections, unless balancer.strategy picks "weighted" or "p2c") and
+/// issues the login token the ChatServer checks.
 ///
 /// Stop it with SIGTERM or SIGINT: it stops accepting, finishes accepted
 /// requests (up to server.shutdown_grace_ms), and exits 0. SIGHUP re-reads

@@ -31,14 +31,17 @@ pub enum Outcome {
     TokenInvalid,
     /// gRPC UNAVAILABLE: no server alive, Redis down, shutting down.
     Unavailable,
+    /// gRPC RESOURCE_EXHAUSTED: every alive server full or draining.
+    ResourceExhausted,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 4] = [
+    const ALL: [Outcome; 5] = [
         Outcome::Ok,
         Outcome::UidInvalid,
         Outcome::TokenInvalid,
         Outcome::Unavailable,
+        Outcome::ResourceExhausted,
     ];
 
     fn label(self) -> &'static str {
@@ -47,6 +50,7 @@ impl Outcome {
             Outcome::UidInvalid => "uid_invalid_1011",
             Outcome::TokenInvalid => "token_invalid_1010",
             Outcome::Unavailable => "unavailable",
+            Outcome::ResourceExhausted => "resource_exhausted",
         }
     }
 }
@@ -73,11 +77,15 @@ pub struct Metrics {
     pub login: RpcMetrics,
     /// Requests answered RESOURCE_EXHAUSTED by the in-flight limit.
     pub shed: IntCounter,
+    /// GetChatServer calls refused: every alive server full or draining.
+    pub placements_refused: IntCounter,
     polled_count: IntGaugeVec,
     assigned_since_poll: IntGaugeVec,
     in_flight: IntGaugeVec,
     alive: IntGaugeVec,
     reachable: IntGaugeVec,
+    draining: IntGaugeVec,
+    capacity: IntGaugeVec,
     redis_up: IntGauge,
     load_hash_present: IntGauge,
     poll_age: Gauge,
@@ -113,6 +121,11 @@ impl Metrics {
                 "status_requests_shed_total",
                 "Requests answered RESOURCE_EXHAUSTED because too many were in flight",
             )?,
+            placements_refused: IntCounter::new(
+                "status_placements_refused_full_total",
+                "GetChatServer calls answered RESOURCE_EXHAUSTED because every alive chat server \
+                 was full (max_connections) or draining",
+            )?,
             polled_count: per_server(
                 "status_chat_server_polled_count",
                 "Connection count the last successful poll read (absent when not a count)",
@@ -132,6 +145,14 @@ impl Metrics {
             reachable: per_server(
                 "status_chat_server_reachable",
                 "1 when the last TCP probe connected (always 1 with probing off)",
+            )?,
+            draining: per_server(
+                "status_chat_server_draining",
+                "1 when no new users are placed on the server (its config or Admin drains it)",
+            )?,
+            capacity: per_server(
+                "status_chat_server_capacity",
+                "The server's max_connections (0: unlimited)",
             )?,
             redis_up: IntGauge::new(
                 "status_redis_up",
@@ -173,12 +194,15 @@ impl Metrics {
         registry.register(Box::new(latency))?;
         registry.register(Box::new(build_info))?;
         registry.register(Box::new(metrics.shed.clone()))?;
+        registry.register(Box::new(metrics.placements_refused.clone()))?;
         for gauge in [
             &metrics.polled_count,
             &metrics.assigned_since_poll,
             &metrics.in_flight,
             &metrics.alive,
             &metrics.reachable,
+            &metrics.draining,
+            &metrics.capacity,
         ] {
             registry.register(Box::new(gauge.clone()))?;
         }
@@ -210,6 +234,8 @@ impl Metrics {
             &self.in_flight,
             &self.alive,
             &self.reachable,
+            &self.draining,
+            &self.capacity,
         ] {
             gauge.reset();
         }
@@ -231,6 +257,12 @@ impl Metrics {
             self.reachable
                 .with_label_values(&name)
                 .set(i64::from(server.load.reachable));
+            self.draining
+                .with_label_values(&name)
+                .set(i64::from(server.drain.any()));
+            self.capacity
+                .with_label_values(&name)
+                .set(clamp(server.server.policy.max_connections));
         }
         self.redis_up.set(i64::from(snapshot.redis_ok));
         self.load_hash_present
@@ -275,6 +307,7 @@ mod tests {
     fn snapshot() -> RegistrySnapshot {
         RegistrySnapshot {
             servers: Vec::new(),
+            strategy: status_actors::strategy::StrategyKind::default(),
             probing: false,
             redis_ok: true,
             load_hash_present: false,
@@ -327,5 +360,54 @@ mod tests {
             text.contains("status_redis_errors_total{user=\"token\"} 5"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn per_server_drain_and_capacity_and_refusals_are_rendered() {
+        use status_actors::balance::{Availability, ServerLoad};
+        use status_actors::server_registry::{Drain, ServerSnapshot};
+        use status_actors::{ChatServer, ServerPolicy};
+
+        let server = |name: &str, max_connections, by_admin| ServerSnapshot {
+            server: std::sync::Arc::new(ChatServer {
+                name: name.into(),
+                host: "h".into(),
+                port: 1,
+                policy: ServerPolicy {
+                    max_connections,
+                    ..ServerPolicy::default()
+                },
+            }),
+            load: ServerLoad::default(),
+            field: None,
+            alive: false,
+            last_probe: None,
+            drain: Drain {
+                by_config: false,
+                by_admin,
+            },
+            availability: Availability::NotAlive,
+        };
+        let mut registry = snapshot();
+        registry.servers = vec![server("a", 10, true), server("b", 0, false)];
+        let metrics = Metrics::new().expect("metric definitions are valid");
+        metrics.placements_refused.inc();
+        metrics
+            .get_chat_server
+            .observe(Outcome::ResourceExhausted, Instant::now());
+        let text = metrics.render(&registry, TokenStats::default());
+        for line in [
+            "status_chat_server_draining{server=\"a\"} 1",
+            "status_chat_server_draining{server=\"b\"} 0",
+            "status_chat_server_capacity{server=\"a\"} 10",
+            "status_chat_server_capacity{server=\"b\"} 0",
+            "status_placements_refused_full_total 1",
+            "status_requests_total{outcome=\"resource_exhausted\",rpc=\"GetChatServer\"} 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from {text}"
+            );
+        }
     }
 }

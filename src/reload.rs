@@ -1,8 +1,9 @@
 //! What a config reload (SIGHUP) changes in a running server.
 //!
 //! Everything the actors hold is applied live: chat servers (added, removed,
-//! moved), TTL, token prefix, load hash key, intervals, timeouts and the
-//! Redis URL (a new connection is opened lazily). What is bound at start-up,
+//! moved, their weights, capacities and drains), the balancing strategy, TTL,
+//! token prefix, load hash key, intervals, timeouts and the Redis URL (a new
+//! connection is opened lazily). What is bound at start-up,
 //! the listening addresses, needs a restart: those keys keep their running
 //! values and the log says so. A file that does not validate changes nothing.
 
@@ -94,5 +95,15 @@ mod tests {
             &running,
             &settings("[redis]\ncommand_timeout_ms = 5")
         ));
+    }
+
+    #[test]
+    fn a_strategy_change_applies_without_restart() {
+        let running = settings("");
+        let loaded = settings("[balancer]\nstrategy = \"p2c\"");
+        let (applied, restart) = plan_reload(&running, loaded);
+        assert_eq!(applied.balancer.strategy.name(), "p2c");
+        assert!(restart.is_empty());
+        assert!(!needs_new_connection(&running, &applied));
     }
 }

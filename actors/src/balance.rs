@@ -1,9 +1,11 @@
-//! Choosing a ChatServer: the pure rules the `ServerRegistry` applies.
+//! A ChatServer's load and whether it may take a user: the pure rules the
+//! `ServerRegistry` applies before a [strategy](crate::strategy) chooses.
 //!
 //! Kept free of actors and I/O so unit tests can drive every case. A server's
 //! load is its last polled connection count plus what this instance sent its
-//! way since that poll, so a burst between two polls spreads across servers
-//! instead of piling onto the one that looked emptiest at the poll.
+//! way since that poll (stored, and still in flight), so a burst between two
+//! polls spreads across servers instead of piling onto the one that looked
+//! emptiest at the poll, and a capacity holds under a burst too.
 
 /// A field of the load hash, as the last successful poll read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,12 +80,6 @@ pub struct ServerLoad {
     pub reachable: bool,
 }
 
-impl AsRef<ServerLoad> for ServerLoad {
-    fn as_ref(&self) -> &ServerLoad {
-        self
-    }
-}
-
 impl ServerLoad {
     /// The load used to compare servers, or `None` when the server is not alive.
     pub fn effective_load(&self) -> Option<u64> {
@@ -98,29 +94,70 @@ impl ServerLoad {
     }
 }
 
-/// Index of the alive server with the least effective load, or `None` when
-/// no server is alive.
-///
-/// Ties go to the first tied server at or after `start` (wrapping), so a
-/// caller that passes "last choice + 1" makes equal servers take turns.
-pub fn choose_server<L: AsRef<ServerLoad>>(loads: &[L], start: usize) -> Option<usize> {
-    if loads.is_empty() {
-        return None;
+/// Whether a server may take one more user, and if not, why not
+/// (docs/contract.md §7: alive, not draining, and below its capacity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Availability {
+    /// It may: this is its load.
+    Choosable(u64),
+    /// Not alive (§3): no valid count, or it does not accept TCP connections.
+    NotAlive,
+    /// Alive, but the config or an Admin call drains it.
+    Draining,
+    /// Alive, but its load has reached `max_connections`.
+    Full { load: u64, max: u64 },
+}
+
+impl Availability {
+    /// The load, when it may take a user.
+    pub fn choosable_load(self) -> Option<u64> {
+        match self {
+            Availability::Choosable(load) => Some(load),
+            Availability::NotAlive | Availability::Draining | Availability::Full { .. } => None,
+        }
     }
-    // Only `start`'s residue matters; `start + offset` would overflow near usize::MAX
-    // (a panic in debug builds, a rotation that skips servers in release builds).
-    let first = start % loads.len();
-    (first..loads.len())
-        .chain(0..first)
-        .filter_map(|i| loads[i].as_ref().effective_load().map(|load| (load, i)))
-        // min_by_key keeps the first of equal keys: the one nearest `start`.
-        .min_by_key(|&(load, _)| load)
-        .map(|(_, i)| i)
+}
+
+impl ServerLoad {
+    /// Whether the server may take one more user: alive, not `draining`,
+    /// and, unless `max_connections` is 0 (no limit), its load below it. A
+    /// drain is named before a full server: it is the operator's choice.
+    pub fn availability(&self, draining: bool, max_connections: u64) -> Availability {
+        let Some(load) = self.effective_load() else {
+            return Availability::NotAlive;
+        };
+        if draining {
+            Availability::Draining
+        } else if max_connections != 0 && load >= max_connections {
+            Availability::Full {
+                load,
+                max: max_connections,
+            }
+        } else {
+            Availability::Choosable(load)
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::num::NonZeroU64;
+
     use super::*;
+    use crate::strategy::{Candidate, least_loaded};
+
+    /// The choice of docs/contract.md §3: each server's effective load,
+    /// then the least loaded from `start`.
+    fn choose_server(loads: &[ServerLoad], start: usize) -> Option<usize> {
+        let candidates: Vec<Candidate> = loads
+            .iter()
+            .map(|load| Candidate {
+                load: load.effective_load(),
+                weight: NonZeroU64::MIN,
+            })
+            .collect();
+        least_loaded(&candidates, start)
+    }
 
     fn alive(polled: u64) -> ServerLoad {
         ServerLoad {
@@ -231,7 +268,7 @@ mod tests {
         let loads = [never_polled, unreachable, alive(100)];
         assert_eq!(choose_server(&loads, 0), Some(2));
         assert_eq!(choose_server(&loads[..2], 0), None);
-        assert_eq!(choose_server::<ServerLoad>(&[], 0), None);
+        assert_eq!(choose_server(&[], 0), None);
     }
 
     #[test]
@@ -268,7 +305,7 @@ mod tests {
         // usize::MAX = 3 * 6148914691236517205, so it starts at server 0.
         assert_eq!(choose_server(&ties, usize::MAX), Some(0));
         assert_eq!(choose_server(&ties, usize::MAX - 1), Some(2));
-        assert_eq!(choose_server::<ServerLoad>(&[], usize::MAX), None);
+        assert_eq!(choose_server(&[], usize::MAX), None);
     }
 
     #[test]
@@ -277,5 +314,88 @@ mod tests {
         huge.in_flight = 1;
         assert_eq!(huge.effective_load(), Some(u64::MAX));
         assert_eq!(choose_server(&[huge, alive(1)], 0), Some(1));
+    }
+
+    #[test]
+    fn an_alive_server_below_its_capacity_is_choosable() {
+        let mut load = alive(3);
+        load.assigned_since_poll = 2;
+        load.in_flight = 4;
+        assert_eq!(load.availability(false, 0), Availability::Choosable(9));
+        assert_eq!(load.availability(false, 10), Availability::Choosable(9));
+        assert_eq!(Availability::Choosable(9).choosable_load(), Some(9));
+    }
+
+    #[test]
+    fn capacity_counts_assignments_and_placements_in_flight() {
+        let mut load = alive(7);
+        assert_eq!(load.availability(false, 10), Availability::Choosable(7));
+        load.assigned_since_poll = 2;
+        assert_eq!(load.availability(false, 10), Availability::Choosable(9));
+        load.in_flight = 1;
+        let full = Availability::Full { load: 10, max: 10 };
+        assert_eq!(load.availability(false, 10), full);
+        assert_eq!(full.choosable_load(), None);
+    }
+
+    #[test]
+    fn zero_means_no_limit_even_at_the_largest_load() {
+        assert_eq!(
+            alive(u64::MAX).availability(false, 0),
+            Availability::Choosable(u64::MAX)
+        );
+        let mut huge = alive(u64::MAX - 1);
+        huge.in_flight = 5;
+        assert_eq!(
+            huge.availability(false, 0),
+            Availability::Choosable(u64::MAX),
+            "saturated, still no limit"
+        );
+    }
+
+    #[test]
+    fn capacity_edges() {
+        assert_eq!(alive(0).availability(false, 1), Availability::Choosable(0));
+        assert_eq!(
+            alive(1).availability(false, 1),
+            Availability::Full { load: 1, max: 1 }
+        );
+        assert_eq!(
+            alive(u64::MAX - 1).availability(false, u64::MAX),
+            Availability::Choosable(u64::MAX - 1)
+        );
+        assert_eq!(
+            alive(u64::MAX).availability(false, u64::MAX),
+            Availability::Full {
+                load: u64::MAX,
+                max: u64::MAX
+            }
+        );
+    }
+
+    #[test]
+    fn a_polled_count_above_the_capacity_is_full() {
+        // The ChatServer took users from elsewhere (another instance, a
+        // lowered max_connections): full, with the load as counted.
+        assert_eq!(
+            alive(25).availability(false, 10),
+            Availability::Full { load: 25, max: 10 }
+        );
+    }
+
+    #[test]
+    fn draining_is_named_before_full_and_dead_before_both() {
+        assert_eq!(alive(0).availability(true, 0), Availability::Draining);
+        assert_eq!(alive(10).availability(true, 10), Availability::Draining);
+        let unreachable = ServerLoad {
+            polled: Some(0),
+            ..ServerLoad::default()
+        };
+        assert_eq!(unreachable.availability(true, 1), Availability::NotAlive);
+        let never_polled = ServerLoad {
+            reachable: true,
+            ..ServerLoad::default()
+        };
+        assert_eq!(never_polled.availability(false, 0), Availability::NotAlive);
     }
 }

@@ -1,7 +1,8 @@
 //! The actors of status-server and the pure rules they apply.
 //!
 //! - [`ServerRegistry`](server_registry::ServerRegistry) owns the ChatServer
-//!   map ([`server_table`]) and chooses where each user goes ([`balance`]).
+//!   map ([`server_table`]) and chooses where each user goes: which servers
+//!   may take one ([`balance`]), then which of them ([`strategy`]).
 //! - [`TokenActor`](token_actor::TokenActor) owns the token side of Redis:
 //!   mints, stores and checks login tokens ([`token`]).
 //! - [`LoadPoller`](load_poller::LoadPoller) reads the ChatServers' load hash
@@ -21,10 +22,11 @@ pub mod redis_link;
 pub mod sentinel_link;
 pub mod server_registry;
 pub mod server_table;
+pub mod strategy;
 pub mod token;
 pub mod token_actor;
 
-pub use chat_server::ChatServer;
+pub use chat_server::{ChatServer, ServerPolicy};
 
 /// Asks an actor to stop; sent in order by `main` once the gRPC server drained.
 #[derive(Debug, actix::Message)]

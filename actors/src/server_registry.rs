@@ -4,6 +4,7 @@
 //! one, feeds it the `LoadPoller`'s reports and config reloads, and joins a
 //! placement to the `TokenActor`: `PlaceUser` chooses a server, asks for the
 //! token, and settles the placement in the table once the write finished.
+//! Operators drain servers through it (`SetDraining`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -16,7 +17,10 @@ use crate::balance::LoadHash;
 use crate::chat_server::ChatServer;
 use crate::redis_link::RedisFailure;
 use crate::server_table::ServerTable;
-pub use crate::server_table::{PlacementError, RegistrySnapshot, ServerSnapshot};
+pub use crate::server_table::{
+    Drain, PlacementError, RegistrySnapshot, ServerSnapshot, UnknownServer,
+};
+use crate::strategy::{StrategyKind, random_seed};
 use crate::token::token_prefix_for_log;
 use crate::token_actor::{IssueToken, PendingReply, TokenActor};
 
@@ -28,10 +32,16 @@ pub struct ServerRegistry {
 
 impl ServerRegistry {
     /// `probing`: whether `ProbeReport`s will arrive; without probing every
-    /// server counts as reachable.
-    pub fn new(servers: Vec<ChatServer>, tokens: Addr<TokenActor>, probing: bool) -> Self {
+    /// server counts as reachable. `strategy` chooses among the servers
+    /// that may take a user.
+    pub fn new(
+        servers: Vec<ChatServer>,
+        tokens: Addr<TokenActor>,
+        probing: bool,
+        strategy: StrategyKind,
+    ) -> Self {
         ServerRegistry {
-            table: ServerTable::new(servers, probing),
+            table: ServerTable::new(servers, probing, strategy, random_seed()),
             tokens,
         }
     }
@@ -52,8 +62,8 @@ pub struct Placement {
     pub token: String,
 }
 
-/// Chooses the least-loaded alive server for `uid` and asks the token actor
-/// for its token. Answers at once with a [`PendingPlacement`] that the caller
+/// Chooses a server for `uid` (the running strategy, among the servers that
+/// may take a user) and asks the token actor for its token. Answers at once with a [`PendingPlacement`] that the caller
 /// awaits on its own task (see [`PendingPlacement::finish`]).
 #[derive(Debug, Message)]
 #[rtype(result = "Result<PendingPlacement, PlacementError>")]
@@ -190,20 +200,43 @@ impl Handler<ProbeReport> for ServerRegistry {
     }
 }
 
-/// Replaces the configured servers (config reload); see
+/// Replaces the configured servers and the strategy (config reload); see
 /// [`ServerTable::replace_servers`] for what each server keeps.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct UpdateServers {
     pub servers: Vec<ChatServer>,
     pub probing: bool,
+    pub strategy: StrategyKind,
 }
 
 impl Handler<UpdateServers> for ServerRegistry {
     type Result = ();
 
     fn handle(&mut self, update: UpdateServers, _ctx: &mut Self::Context) {
-        self.table.replace_servers(update.servers, update.probing);
+        self.table.replace_servers(
+            update.servers,
+            update.probing,
+            update.strategy,
+            random_seed(),
+        );
+    }
+}
+
+/// Drains a server at run time, or undoes that (Admin `SetDraining`); see
+/// [`ServerTable::set_draining`]. Answers who drains it now.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Drain, UnknownServer>")]
+pub struct SetDraining {
+    pub name: String,
+    pub draining: bool,
+}
+
+impl Handler<SetDraining> for ServerRegistry {
+    type Result = Result<Drain, UnknownServer>;
+
+    fn handle(&mut self, msg: SetDraining, _ctx: &mut Self::Context) -> Self::Result {
+        self.table.set_draining(&msg.name, msg.draining)
     }
 }
 

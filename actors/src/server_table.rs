@@ -7,11 +7,19 @@
 //! placing a user, settling a placement, applying a poll or probe report,
 //! merging a config reload — so unit tests drive each one without actors,
 //! Redis or sockets; the registry actor only feeds it its messages. Times
-//! come in as arguments, so the table never reads a clock either.
+//! and the strategy's random seed come in as arguments, so the table never
+//! reads a clock or the OS's randomness either.
 //!
 //! A placement holds an in-flight count on its server while the token is
-//! written, so concurrent requests already spread; once the token is stored
-//! it counts as an assignment, and if the write fails it is just released.
+//! written, so concurrent requests already spread and a capacity
+//! (`max_connections`) holds under a burst; once the token is stored it
+//! counts as an assignment, and if the write fails it is just released.
+//!
+//! Which servers may take a user is decided here, the same for every
+//! strategy (alive, not draining, below capacity; docs/contract.md §7); the
+//! running [`Strategy`] then chooses among them. A server drains when its
+//! config says so or an Admin call did; the latter is kept apart from the
+//! config, so a reload does not undo it.
 //!
 //! A poll that finds no load hash at all (a Redis restarted without
 //! persistence, or a replica promoted while empty) is not read as "every
@@ -23,10 +31,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::balance::{LoadField, LoadHash, ServerLoad, choose_server};
-use crate::chat_server::ChatServer;
+use crate::balance::{Availability, LoadField, LoadHash, ServerLoad};
+use crate::chat_server::{ChatServer, ServerPolicy};
 use crate::outage::OutageTracker;
 use crate::redis_link::RedisFailure;
+use crate::strategy::{Candidate, Strategy, StrategyKind};
 
 /// One configured server and what the table knows about it.
 #[derive(Debug)]
@@ -38,6 +47,8 @@ struct ServerEntry {
     field: Option<LoadField>,
     /// When the last probe result arrived; `None` before the first.
     last_probe: Option<SystemTime>,
+    /// An Admin call drains it (the config's say is in its policy).
+    drained_by_admin: bool,
 }
 
 impl ServerEntry {
@@ -51,6 +62,41 @@ impl ServerEntry {
             },
             field: None,
             last_probe: None,
+            drained_by_admin: false,
+        }
+    }
+
+    fn drain(&self) -> Drain {
+        Drain {
+            by_config: self.server.policy.draining,
+            by_admin: self.drained_by_admin,
+        }
+    }
+
+    fn availability(&self) -> Availability {
+        self.load
+            .availability(self.drain().any(), self.server.policy.max_connections)
+    }
+
+    /// Why it is not alive; asked only of a server that is not.
+    fn not_alive_reason(&self) -> &'static str {
+        // A count (polled, or kept while the hash is gone) leaves only the
+        // probe to blame.
+        match (self.load.polled, &self.field) {
+            (Some(_), _) => "does not accept TCP connections",
+            (None, Some(LoadField::Invalid(_))) => "its load field is not a count",
+            (None, _) => "not in the load hash",
+        }
+    }
+
+    /// Why it was passed over, for the RESOURCE_EXHAUSTED message.
+    fn passed_over_reason(&self) -> String {
+        match self.availability() {
+            Availability::NotAlive => format!("not alive: {}", self.not_alive_reason()),
+            Availability::Draining => format!("draining ({})", self.drain()),
+            Availability::Full { load, max } => format!("full: load {load} of max {max}"),
+            // Only when a strategy declined every server that could take one.
+            Availability::Choosable(load) => format!("not chosen (load {load})"),
         }
     }
 
@@ -61,6 +107,8 @@ impl ServerEntry {
             field: self.field.clone(),
             alive: self.load.effective_load().is_some(),
             last_probe: self.last_probe,
+            drain: self.drain(),
+            availability: self.availability(),
         }
     }
 }
@@ -93,12 +141,6 @@ fn apply_field(entry: &mut ServerEntry, field: LoadField) {
     entry.load.assigned_since_poll = 0;
 }
 
-impl AsRef<ServerLoad> for ServerEntry {
-    fn as_ref(&self) -> &ServerLoad {
-        &self.load
-    }
-}
-
 /// Why no placement was made.
 #[derive(Debug)]
 pub enum PlacementError {
@@ -108,6 +150,9 @@ pub enum PlacementError {
     NoLoadData,
     /// Every configured server is not alive; one reason per server.
     NoServerAlive(Vec<String>),
+    /// Some servers are alive, but each is full or draining; one reason per
+    /// server (docs/contract.md §7: RESOURCE_EXHAUSTED, not UNAVAILABLE).
+    NoServerChoosable(Vec<String>),
     /// The token could not be stored (or the token actor stopped).
     Token(RedisFailure),
 }
@@ -123,12 +168,58 @@ impl fmt::Display for PlacementError {
             PlacementError::NoServerAlive(reasons) => {
                 write!(f, "no chat server is alive ({})", reasons.join("; "))
             }
+            PlacementError::NoServerChoosable(reasons) => write!(
+                f,
+                "every chat server is full or draining ({})",
+                reasons.join("; ")
+            ),
             PlacementError::Token(failure) => write!(f, "cannot store the login token: {failure}"),
         }
     }
 }
 
 impl std::error::Error for PlacementError {}
+
+/// Who drains a server: its config, an Admin call, both or neither.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drain {
+    /// `draining = true` in its `[[chat_servers]]` table.
+    pub by_config: bool,
+    /// Admin `SetDraining`; lasts across reloads until undone or a restart.
+    pub by_admin: bool,
+}
+
+impl Drain {
+    /// Whether it drains at all: no new users go there.
+    pub fn any(self) -> bool {
+        self.by_config || self.by_admin
+    }
+}
+
+impl fmt::Display for Drain {
+    /// Where the drain comes from: `config`, `admin`, `config and admin`, or
+    /// `not draining`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match (self.by_config, self.by_admin) {
+            (true, true) => "config and admin",
+            (true, false) => "config",
+            (false, true) => "admin",
+            (false, false) => "not draining",
+        })
+    }
+}
+
+/// An Admin call named a server that is not configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownServer(pub String);
+
+impl fmt::Display for UnknownServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "no chat server is named {:?}", self.0)
+    }
+}
+
+impl std::error::Error for UnknownServer {}
 
 /// One server as the registry sees it (for operators: admin API, metrics).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,12 +231,18 @@ pub struct ServerSnapshot {
     pub field: Option<LoadField>,
     pub alive: bool,
     pub last_probe: Option<SystemTime>,
+    /// Who drains it, if anyone (its config's say is also in its policy).
+    pub drain: Drain,
+    /// Whether it may take a user right now, and if not, why not.
+    pub availability: Availability,
 }
 
 /// The whole balancing state at one instant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistrySnapshot {
     pub servers: Vec<ServerSnapshot>,
+    /// The strategy choosing among the servers that may take a user.
+    pub strategy: StrategyKind,
     pub probing: bool,
     /// Whether the most recent poll succeeded.
     pub redis_ok: bool,
@@ -177,14 +274,24 @@ pub struct ServerTable {
     load_hash_present: bool,
     /// Outcomes of the polls: health, the outage log lines, metrics.
     polls: OutageTracker,
-    /// Where the next tie-break starts, so equal servers take turns.
-    next_start: usize,
+    /// Which strategy runs (`balancer.strategy`), and its state.
+    strategy_kind: StrategyKind,
+    strategy: Box<dyn Strategy>,
+    /// Each server as the strategy sees it, refilled for every placement
+    /// (kept to reuse its allocation).
+    candidates: Vec<Candidate>,
 }
 
 impl ServerTable {
     /// `probing`: whether probe reports will arrive; without probing every
-    /// server counts as reachable.
-    pub fn new(servers: Vec<ChatServer>, probing: bool) -> ServerTable {
+    /// server counts as reachable. `strategy` chooses among the servers
+    /// that may take a user, drawing its random numbers (if any) from `seed`.
+    pub fn new(
+        servers: Vec<ChatServer>,
+        probing: bool,
+        strategy: StrategyKind,
+        seed: u64,
+    ) -> ServerTable {
         ServerTable {
             servers: servers
                 .into_iter()
@@ -194,7 +301,9 @@ impl ServerTable {
             last_poll: None,
             load_hash_present: true,
             polls: OutageTracker::default(),
-            next_start: 0,
+            strategy_kind: strategy,
+            strategy: strategy.build(seed),
+            candidates: Vec::new(),
         }
     }
 
@@ -204,16 +313,27 @@ impl ServerTable {
             .find(|entry| entry.server.name == name)
     }
 
-    /// Chooses the least-loaded alive server for `uid` and counts the
-    /// placement in flight there until [`settle`](Self::settle).
+    /// Lets the strategy choose a server for `uid` among those that may
+    /// take a user, and counts the placement in flight there until
+    /// [`settle`](Self::settle).
     pub fn place(&mut self, uid: i32) -> Result<Arc<ChatServer>, PlacementError> {
         if uid <= 0 {
             return Err(PlacementError::InvalidUid);
         }
-        let Some(index) = choose_server(&self.servers, self.next_start) else {
-            return Err(self.unavailable_reason());
+        self.candidates.clear();
+        self.candidates
+            .extend(self.servers.iter().map(|entry| Candidate {
+                load: entry.availability().choosable_load(),
+                weight: entry.server.policy.weight,
+            }));
+        let Some(index) = self.strategy.choose(&self.candidates) else {
+            return Err(self.refusal());
         };
-        self.next_start = index + 1;
+        debug_assert!(
+            self.candidates[index].load.is_some(),
+            "{:?} chose a server that cannot take a user",
+            self.strategy_kind
+        );
         let entry = &mut self.servers[index];
         log::debug!(
             "uid {} -> {} (load {}: polled {} + {} assigned + {} in flight)",
@@ -228,26 +348,54 @@ impl ServerTable {
         Ok(Arc::clone(&entry.server))
     }
 
-    /// Why no server can be chosen, for the UNAVAILABLE message.
-    fn unavailable_reason(&self) -> PlacementError {
+    /// Why no server can be chosen: none alive (UNAVAILABLE), or each alive
+    /// one full or draining (RESOURCE_EXHAUSTED); every server and its reason.
+    fn refusal(&self) -> PlacementError {
         if self.last_poll.is_none() {
             return PlacementError::NoLoadData;
+        }
+        if self
+            .servers
+            .iter()
+            .all(|entry| entry.load.effective_load().is_none())
+        {
+            let reasons = self
+                .servers
+                .iter()
+                .map(|entry| format!("{}: {}", entry.server.name, entry.not_alive_reason()))
+                .collect();
+            return PlacementError::NoServerAlive(reasons);
         }
         let reasons = self
             .servers
             .iter()
-            .map(|entry| {
-                // A count (polled, or kept while the hash is gone) leaves
-                // only the probe to blame.
-                let why = match (entry.load.polled, &entry.field) {
-                    (Some(_), _) => "does not accept TCP connections",
-                    (None, Some(LoadField::Invalid(_))) => "its load field is not a count",
-                    (None, _) => "not in the load hash",
-                };
-                format!("{}: {why}", entry.server.name)
-            })
+            .map(|entry| format!("{}: {}", entry.server.name, entry.passed_over_reason()))
             .collect();
-        PlacementError::NoServerAlive(reasons)
+        PlacementError::NoServerChoosable(reasons)
+    }
+
+    /// Drains server `name` (no new users), or undoes an earlier such call,
+    /// at an operator's request; a drain set in its config stays. Lasts
+    /// across reloads, until undone, the server leaves the config, or the
+    /// process restarts. Answers who drains it now.
+    pub fn set_draining(&mut self, name: &str, draining: bool) -> Result<Drain, UnknownServer> {
+        let entry = self
+            .entry_mut(name)
+            .ok_or_else(|| UnknownServer(name.to_string()))?;
+        let was = std::mem::replace(&mut entry.drained_by_admin, draining);
+        let drain = entry.drain();
+        match (was, draining, drain.by_config) {
+            (false, true, _) => {
+                log::info!("{name}: draining (set by Admin); placing no new users here")
+            }
+            (true, false, false) => log::info!("{name}: no longer draining (undone by Admin)"),
+            (true, false, true) => log::info!(
+                "{name}: no longer drained by Admin, still draining: its config says draining = true"
+            ),
+            // Asked for what already was: nothing changed.
+            (false, false, _) | (true, true, _) => {}
+        }
+        Ok(drain)
     }
 
     /// The token write of a placement on server `name` finished: `stored`
@@ -348,11 +496,19 @@ impl ServerTable {
         }
     }
 
-    /// Replaces the configured servers (config reload). Servers that keep
-    /// their name keep their counts and in-flight placements; a server whose
-    /// address changed, or any server when probing was just turned on, waits
-    /// for its next probe.
-    pub fn replace_servers(&mut self, servers: Vec<ChatServer>, probing: bool) {
+    /// Replaces the configured servers and the strategy (config reload).
+    /// Servers that keep their name keep their counts, in-flight placements
+    /// and a drain set by Admin; a server whose address changed, or any
+    /// server when probing was just turned on, waits for its next probe. The
+    /// strategy starts afresh (ties take turns from the first server), its
+    /// random numbers from `seed`.
+    pub fn replace_servers(
+        &mut self,
+        servers: Vec<ChatServer>,
+        probing: bool,
+        strategy: StrategyKind,
+        seed: u64,
+    ) {
         let mut old = std::mem::take(&mut self.servers);
         let was_probing = std::mem::replace(&mut self.probing, probing);
         for server in servers {
@@ -373,6 +529,11 @@ impl ServerTable {
                             server.host,
                             server.port
                         );
+                    }
+                    if entry.server.policy != server.policy {
+                        log_policy_change(&server.name, &entry.server.policy, &server.policy);
+                    }
+                    if *entry.server != server {
                         entry.server = Arc::new(server);
                     }
                     if !probing {
@@ -390,7 +551,14 @@ impl ServerTable {
             self.servers.push(entry);
         }
         for gone in old {
-            log::info!("{}: removed", gone.server.name);
+            if gone.drained_by_admin {
+                log::info!(
+                    "{}: removed, and the drain Admin set with it",
+                    gone.server.name
+                );
+            } else {
+                log::info!("{}: removed", gone.server.name);
+            }
         }
         if !probing && !self.load_hash_present {
             // The counts kept for the probes' sake: without probing a missing
@@ -399,13 +567,22 @@ impl ServerTable {
                 apply_field(entry, LoadField::Missing);
             }
         }
-        self.next_start = 0;
+        if strategy != self.strategy_kind {
+            log::info!(
+                "balancing strategy: {} -> {}",
+                self.strategy_kind.name(),
+                strategy.name()
+            );
+        }
+        self.strategy_kind = strategy;
+        self.strategy = strategy.build(seed);
     }
 
     /// The whole state, for operators (admin API, metrics, health).
     pub fn snapshot(&self) -> RegistrySnapshot {
         RegistrySnapshot {
             servers: self.servers.iter().map(ServerEntry::snapshot).collect(),
+            strategy: self.strategy_kind,
             probing: self.probing,
             redis_ok: self.last_poll.is_some() && !self.polls.in_outage(),
             load_hash_present: self.load_hash_present,
@@ -416,15 +593,37 @@ impl ServerTable {
     }
 }
 
+/// Logs what a reload changed in a server's policy.
+fn log_policy_change(name: &str, old: &ServerPolicy, new: &ServerPolicy) {
+    let mut changes = Vec::new();
+    if old.weight != new.weight {
+        changes.push(format!("weight {} -> {}", old.weight, new.weight));
+    }
+    if old.max_connections != new.max_connections {
+        changes.push(format!(
+            "max_connections {} -> {}",
+            old.max_connections, new.max_connections
+        ));
+    }
+    if old.draining != new.draining {
+        changes.push(format!("draining {} -> {}", old.draining, new.draining));
+    }
+    log::info!("{name}: {}", changes.join(", "));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Seeds the strategy's random numbers (only `p2c` draws any).
+    const SEED: u64 = 7;
 
     fn server(name: &str, port: u16) -> ChatServer {
         ChatServer {
             name: name.to_string(),
             host: "127.0.0.1".to_string(),
             port,
+            policy: ServerPolicy::default(),
         }
     }
 
@@ -474,7 +673,7 @@ mod tests {
             .zip(1..)
             .map(|(&(name, _), port)| server(name, port))
             .collect();
-        let mut table = ServerTable::new(servers, false);
+        let mut table = ServerTable::new(servers, false, StrategyKind::default(), SEED);
         table.apply_loads(counts(loads), at(0));
         table
     }
@@ -531,7 +730,7 @@ mod tests {
         let mut table = polled(&[("a", 0), ("b", 0)]);
         let chosen = table.place(1).expect("alive");
         assert_eq!(chosen.name, "a");
-        table.replace_servers(vec![server("b", 2)], false);
+        table.replace_servers(vec![server("b", 2)], false, StrategyKind::default(), SEED);
         table.settle("a", true);
         assert_eq!(names(&table), ["b"]);
         let b = load_of(&table, "b");
@@ -584,7 +783,12 @@ mod tests {
 
     #[test]
     fn probe_report_sets_reachability_when_probing() {
-        let mut table = ServerTable::new(vec![server("a", 1), server("b", 2)], true);
+        let mut table = ServerTable::new(
+            vec![server("a", 1), server("b", 2)],
+            true,
+            StrategyKind::default(),
+            SEED,
+        );
         table.apply_loads(counts(&[("a", 0), ("b", 0)]), at(0));
         assert_eq!(table.snapshot().alive_count(), 0, "not probed yet");
         table.apply_probes(vec![("a".into(), true), ("b".into(), false)], at(1));
@@ -610,7 +814,12 @@ mod tests {
         table.settle("a", true);
         table.place(2).expect("alive");
         let before = load_of(&table, "a");
-        table.replace_servers(vec![server("b", 2), server("a", 1)], false);
+        table.replace_servers(
+            vec![server("b", 2), server("a", 1)],
+            false,
+            StrategyKind::default(),
+            SEED,
+        );
         assert_eq!(names(&table), ["b", "a"]);
         assert_eq!(load_of(&table, "a"), before);
         assert_eq!(load_of(&table, "b").polled, Some(6));
@@ -618,10 +827,20 @@ mod tests {
 
     #[test]
     fn reload_makes_moved_servers_wait_for_a_probe() {
-        let mut table = ServerTable::new(vec![server("a", 1), server("b", 2)], true);
+        let mut table = ServerTable::new(
+            vec![server("a", 1), server("b", 2)],
+            true,
+            StrategyKind::default(),
+            SEED,
+        );
         table.apply_loads(counts(&[("a", 3), ("b", 3)]), at(0));
         table.apply_probes(vec![("a".into(), true), ("b".into(), true)], at(0));
-        table.replace_servers(vec![server("a", 1), server("b", 20)], true);
+        table.replace_servers(
+            vec![server("a", 1), server("b", 20)],
+            true,
+            StrategyKind::default(),
+            SEED,
+        );
         let snapshot = table.snapshot();
         let (a, b) = (&snapshot.servers[0], &snapshot.servers[1]);
         assert!(a.load.reachable, "a kept its address");
@@ -633,10 +852,10 @@ mod tests {
     #[test]
     fn reload_that_turns_probing_on_or_off_resets_reachability() {
         let mut table = polled(&[("a", 0)]);
-        table.replace_servers(vec![server("a", 1)], true);
+        table.replace_servers(vec![server("a", 1)], true, StrategyKind::default(), SEED);
         assert!(!load_of(&table, "a").reachable, "probing just turned on");
         table.apply_probes(vec![("a".into(), false)], at(1));
-        table.replace_servers(vec![server("a", 1)], false);
+        table.replace_servers(vec![server("a", 1)], false, StrategyKind::default(), SEED);
         assert!(
             load_of(&table, "a").reachable,
             "without probing all reachable"
@@ -646,7 +865,12 @@ mod tests {
     #[test]
     fn reload_adds_and_removes_servers() {
         let mut table = polled(&[("a", 1), ("b", 1)]);
-        table.replace_servers(vec![server("a", 1), server("c", 3)], false);
+        table.replace_servers(
+            vec![server("a", 1), server("c", 3)],
+            false,
+            StrategyKind::default(),
+            SEED,
+        );
         assert_eq!(names(&table), ["a", "c"]);
         let c = load_of(&table, "c");
         assert_eq!(
@@ -654,7 +878,7 @@ mod tests {
             (None, true),
             "added: not polled yet"
         );
-        table.replace_servers(vec![server("d", 4)], true);
+        table.replace_servers(vec![server("d", 4)], true, StrategyKind::default(), SEED);
         assert!(
             !load_of(&table, "d").reachable,
             "added while probing: not probed yet"
@@ -663,7 +887,8 @@ mod tests {
 
     #[test]
     fn no_load_data_before_the_first_poll() {
-        let mut table = ServerTable::new(vec![server("a", 1)], false);
+        let mut table =
+            ServerTable::new(vec![server("a", 1)], false, StrategyKind::default(), SEED);
         let err = table.place(1).expect_err("never polled");
         assert!(matches!(err, PlacementError::NoLoadData));
         assert_eq!(
@@ -677,6 +902,8 @@ mod tests {
         let mut table = ServerTable::new(
             vec![server("up", 1), server("bad", 2), server("gone", 3)],
             true,
+            StrategyKind::default(),
+            SEED,
         );
         table.apply_loads(
             found(vec![
@@ -707,13 +934,19 @@ mod tests {
         assert_eq!(chosen, ["a", "b", "c", "a", "b", "c"]);
         table.place(7).expect("alive");
         table.settle("a", false);
-        table.replace_servers(vec![server("a", 1), server("b", 2), server("c", 3)], false);
+        table.replace_servers(
+            vec![server("a", 1), server("b", 2), server("c", 3)],
+            false,
+            StrategyKind::default(),
+            SEED,
+        );
         assert_eq!(table.place(8).expect("alive").name, "a");
     }
 
     #[test]
     fn polls_feed_redis_health_failures_and_recoveries() {
-        let mut table = ServerTable::new(vec![server("a", 1)], false);
+        let mut table =
+            ServerTable::new(vec![server("a", 1)], false, StrategyKind::default(), SEED);
         assert!(!table.snapshot().redis_ok, "not polled yet");
         table.record_poll_failure(&timeout(), at(0));
         table.apply_loads(counts(&[("a", 0)]), at(1));
@@ -747,7 +980,7 @@ mod tests {
     fn probed_then_vanished() -> ServerTable {
         let names = ["a", "b", "c", "d"];
         let servers = names.iter().zip(1..).map(|(n, p)| server(n, p)).collect();
-        let mut table = ServerTable::new(servers, true);
+        let mut table = ServerTable::new(servers, true, StrategyKind::default(), SEED);
         table.apply_loads(
             found(vec![
                 ("a", LoadField::Count(5)),
@@ -864,7 +1097,12 @@ mod tests {
     fn a_reload_that_turns_probing_off_while_the_hash_is_gone_leaves_no_server_alive() {
         let mut table = probed_then_vanished();
         let servers = ["a", "b", "c", "d"].iter().zip(1..);
-        table.replace_servers(servers.map(|(n, p)| server(n, p)).collect(), false);
+        table.replace_servers(
+            servers.map(|(n, p)| server(n, p)).collect(),
+            false,
+            StrategyKind::default(),
+            SEED,
+        );
         assert_eq!(table.snapshot().alive_count(), 0);
         assert_eq!(load_of(&table, "a").polled, None);
     }
@@ -880,6 +1118,263 @@ mod tests {
             "no chat server is alive (a: does not accept TCP connections; \
              b: does not accept TCP connections; c: does not accept TCP connections; \
              d: does not accept TCP connections)"
+        );
+    }
+
+    /// `server(name, port)` with this policy.
+    fn steered(
+        name: &str,
+        port: u16,
+        weight: u64,
+        max_connections: u64,
+        draining: bool,
+    ) -> ChatServer {
+        ChatServer {
+            policy: ServerPolicy {
+                weight: std::num::NonZeroU64::new(weight).expect("test weights are positive"),
+                max_connections,
+                draining,
+            },
+            ..server(name, port)
+        }
+    }
+
+    /// A table of `servers` without probing, polled once with `loads`.
+    fn polled_with(servers: Vec<ChatServer>, loads: &[(&str, u64)], strategy: &str) -> ServerTable {
+        let strategy = crate::strategy::by_name(strategy).expect("a strategy name");
+        let mut table = ServerTable::new(servers, false, strategy, SEED);
+        table.apply_loads(counts(loads), at(0));
+        table
+    }
+
+    /// Places `n` users, storing each token at once; the names chosen.
+    fn place_stored(table: &mut ServerTable, n: i32) -> Vec<String> {
+        (1..=n)
+            .map(|uid| {
+                let server = table.place(uid).expect("a server can take the user");
+                table.settle(&server.name, true);
+                server.name.clone()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_configured_strategy_chooses() {
+        let servers = || vec![steered("a", 1, 1, 0, false), steered("b", 2, 3, 0, false)];
+        // Loads 2 and 3: least_loaded takes a, weighted b (3/3 < 2/1).
+        let mut table = polled_with(servers(), &[("a", 2), ("b", 3)], "least_loaded");
+        assert_eq!(table.place(1).expect("alive").name, "a");
+        let mut table = polled_with(servers(), &[("a", 2), ("b", 3)], "weighted");
+        assert_eq!(table.place(1).expect("alive").name, "b");
+        assert_eq!(table.snapshot().strategy.name(), "weighted");
+    }
+
+    #[test]
+    fn weighted_splits_a_burst_by_weight() {
+        let servers = vec![
+            steered("a", 1, 1, 0, false),
+            steered("b", 2, 2, 0, false),
+            steered("c", 3, 3, 0, false),
+        ];
+        let mut table = polled_with(servers, &[("a", 0), ("b", 0), ("c", 0)], "weighted");
+        let chosen = place_stored(&mut table, 600);
+        let count = |name: &str| chosen.iter().filter(|n| *n == name).count();
+        assert_eq!((count("a"), count("b"), count("c")), (100, 200, 300));
+    }
+
+    #[test]
+    fn a_full_server_takes_no_more_even_with_placements_in_flight() {
+        let servers = vec![steered("small", 1, 1, 10, false), server("big", 2)];
+        let mut table = polled_with(servers, &[("small", 0), ("big", 1000)], "least_loaded");
+        // None of the tokens stored yet: the in-flight placements count.
+        let chosen: Vec<String> = (1..=30)
+            .map(|uid| table.place(uid).expect("big has room").name.clone())
+            .collect();
+        assert_eq!(chosen.iter().filter(|n| *n == "small").count(), 10);
+        assert_eq!(load_of(&table, "small").in_flight, 10);
+        let snapshot = table.snapshot();
+        assert_eq!(
+            snapshot.servers[0].availability,
+            Availability::Full { load: 10, max: 10 }
+        );
+        // A failed token write frees its slot again.
+        table.settle("small", false);
+        assert_eq!(table.place(31).expect("room again").name, "small");
+    }
+
+    #[test]
+    fn every_strategy_keeps_to_the_capacity_in_a_burst() {
+        for strategy in crate::strategy::STRATEGIES {
+            let servers = vec![steered("a", 1, 1, 10, false), steered("b", 2, 5, 7, false)];
+            let mut table = ServerTable::new(servers, false, strategy, SEED);
+            table.apply_loads(counts(&[("a", 0), ("b", 0)]), at(0));
+            let placed = (1..=100).filter(|&uid| table.place(uid).is_ok()).count();
+            assert_eq!(placed, 17, "{strategy:?}");
+            assert_eq!(load_of(&table, "a").in_flight, 10, "{strategy:?}");
+            assert_eq!(load_of(&table, "b").in_flight, 7, "{strategy:?}");
+        }
+    }
+
+    #[test]
+    fn all_full_or_draining_is_exhausted_and_names_every_server() {
+        let servers = vec![
+            steered("full", 1, 1, 2, false),
+            steered("cfg", 2, 1, 0, true),
+            server("adm", 3),
+            server("dead", 4),
+        ];
+        let mut table = polled_with(servers, &[("full", 5), ("cfg", 0), ("adm", 0)], "p2c");
+        table.set_draining("adm", true).expect("adm is configured");
+        let err = table.place(1).expect_err("nothing can take a user");
+        assert!(
+            matches!(err, PlacementError::NoServerChoosable(_)),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "every chat server is full or draining (full: full: load 5 of max 2; \
+             cfg: draining (config); adm: draining (admin); dead: not alive: not in the load hash)"
+        );
+        assert_eq!(load_of(&table, "adm").in_flight, 0, "nothing placed");
+    }
+
+    #[test]
+    fn none_alive_stays_unavailable_even_when_some_drain() {
+        let mut table = ServerTable::new(
+            vec![steered("a", 1, 1, 0, true)],
+            false,
+            StrategyKind::default(),
+            SEED,
+        );
+        table.apply_loads(found(vec![("a", LoadField::Missing)]), at(0));
+        let err = table.place(1).expect_err("nothing alive");
+        assert!(matches!(err, PlacementError::NoServerAlive(_)), "{err:?}");
+    }
+
+    #[test]
+    fn a_drain_by_admin_is_kept_apart_from_the_config_and_survives_reloads() {
+        let mut table = polled(&[("a", 0), ("b", 0)]);
+        let drain = table.set_draining("a", true).expect("a is configured");
+        assert_eq!(
+            drain,
+            Drain {
+                by_config: false,
+                by_admin: true
+            }
+        );
+        assert_eq!(place_stored(&mut table, 4), ["b", "b", "b", "b"]);
+
+        // A reload keeps it, and the config drains b as well.
+        table.replace_servers(
+            vec![server("a", 1), steered("b", 2, 1, 0, true), server("c", 3)],
+            false,
+            StrategyKind::default(),
+            SEED,
+        );
+        table.apply_loads(counts(&[("a", 0), ("b", 0), ("c", 0)]), at(1));
+        let drains: Vec<Drain> = table.snapshot().servers.iter().map(|s| s.drain).collect();
+        assert_eq!(
+            drains,
+            [
+                Drain {
+                    by_config: false,
+                    by_admin: true
+                },
+                Drain {
+                    by_config: true,
+                    by_admin: false
+                },
+                Drain::default(),
+            ]
+        );
+        assert_eq!(place_stored(&mut table, 2), ["c", "c"]);
+
+        // Undraining b by Admin leaves the config's drain in place.
+        let drain = table.set_draining("b", false).expect("b is configured");
+        assert_eq!(
+            drain,
+            Drain {
+                by_config: true,
+                by_admin: false
+            }
+        );
+        assert!(drain.any());
+        let drain = table.set_draining("a", false).expect("a is configured");
+        assert!(!drain.any());
+        assert_eq!(table.place(9).expect("a is back").name, "a");
+    }
+
+    #[test]
+    fn draining_an_unknown_server_is_an_error() {
+        let mut table = polled(&[("a", 0)]);
+        let err = table.set_draining("zz", true).expect_err("not configured");
+        assert_eq!(err.to_string(), "no chat server is named \"zz\"");
+    }
+
+    #[test]
+    fn a_removed_server_forgets_its_drain() {
+        let mut table = polled(&[("a", 0), ("b", 0)]);
+        table.set_draining("a", true).expect("a is configured");
+        table.replace_servers(vec![server("b", 2)], false, StrategyKind::default(), SEED);
+        table.replace_servers(
+            vec![server("a", 1), server("b", 2)],
+            false,
+            StrategyKind::default(),
+            SEED,
+        );
+        assert_eq!(table.snapshot().servers[0].drain, Drain::default());
+    }
+
+    #[test]
+    fn a_reload_applies_policies_and_the_strategy() {
+        let mut table = polled(&[("a", 0), ("b", 0)]);
+        place_stored(&mut table, 2);
+        let weighted = crate::strategy::by_name("weighted").expect("a strategy");
+        table.replace_servers(
+            vec![steered("a", 1, 1, 0, false), steered("b", 2, 4, 3, false)],
+            false,
+            weighted,
+            SEED,
+        );
+        let snapshot = table.snapshot();
+        assert_eq!(snapshot.strategy, weighted);
+        let b = &snapshot.servers[1];
+        assert_eq!(
+            (
+                b.server.policy.weight.get(),
+                b.server.policy.max_connections
+            ),
+            (4, 3)
+        );
+        assert_eq!(
+            b.load.assigned_since_poll, 1,
+            "the count belongs to the name"
+        );
+        // a: 1/1, b: 1/4 -> b, until b is full at 3.
+        assert_eq!(place_stored(&mut table, 3), ["b", "b", "a"]);
+    }
+
+    #[test]
+    fn the_snapshot_says_why_a_server_cannot_take_a_user() {
+        let servers = vec![
+            steered("a", 1, 1, 1, false),
+            steered("b", 2, 1, 0, true),
+            server("c", 3),
+        ];
+        let table = polled_with(servers, &[("a", 1), ("b", 0), ("c", 4)], "least_loaded");
+        let availability: Vec<Availability> = table
+            .snapshot()
+            .servers
+            .iter()
+            .map(|s| s.availability)
+            .collect();
+        assert_eq!(
+            availability,
+            [
+                Availability::Full { load: 1, max: 1 },
+                Availability::Draining,
+                Availability::Choosable(4),
+            ]
         );
     }
 }

@@ -1,10 +1,11 @@
-//! `TokenActor`: owns the Redis side of login tokens, writes and checks them.
+//! `TokenActor`: owns the Redis side of login tokens, writes, checks and
+//! revokes them.
 //!
 //! Key and value follow docs/contract.md §2 (`{token_prefix}{uid}` = token, written
 //! with `SET .. EX ttl`), so deployed ChatServers that read Redis directly see
 //! the same tokens.
 //!
-//! Commands are coalesced: every `SET` and `GET` the actor receives while its
+//! Commands are coalesced: every `SET`, `GET` and `DEL` the actor receives while its
 //! mailbox is being drained joins one batch, sent as one pipeline on the
 //! multiplexed connection once the mailbox is empty (or the batch is full).
 //! Each request is still exactly one Redis command, but the client's fixed
@@ -79,6 +80,10 @@ enum Waiter {
         presented: String,
         reply: oneshot::Sender<Result<LoginCheck, RedisFailure>>,
     },
+    /// A `DEL`: answers whether a token was there.
+    Revoked {
+        reply: oneshot::Sender<Result<bool, RedisFailure>>,
+    },
 }
 
 impl Waiter {
@@ -111,6 +116,13 @@ impl Waiter {
                     Ok(check_stored_token(stored.as_deref(), &presented))
                 });
                 let _ = tx.send(checked);
+            }
+            Waiter::Revoked { reply: tx } => {
+                let deleted = replies.and_then(|mut replies| {
+                    redis::from_redis_value::<u64>(replies.pop().unwrap_or(Value::Nil))
+                        .map_err(|err| RedisFailure::Command(err.into()))
+                });
+                let _ = tx.send(deleted.map(|keys| keys > 0));
             }
         }
     }
@@ -475,6 +487,32 @@ impl Handler<CheckToken> for TokenActor {
             reply: msg.reply,
         };
         self.enqueue(vec![get], waiter, ctx);
+    }
+}
+
+/// Deletes the token of `uid` (Admin `RevokeToken`, docs/contract.md §7):
+/// one `DEL`, after which Login for that uid answers 1011. Sent with
+/// `do_send`; whether a token was there arrives on the [`PendingReply`].
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RevokeToken {
+    uid: i32,
+    reply: oneshot::Sender<Result<bool, RedisFailure>>,
+}
+
+impl RevokeToken {
+    pub fn new(uid: i32) -> (RevokeToken, PendingReply<bool>) {
+        request(|reply| RevokeToken { uid, reply })
+    }
+}
+
+impl Handler<RevokeToken> for TokenActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RevokeToken, ctx: &mut Self::Context) {
+        let mut del = redis::cmd("DEL");
+        del.arg(self.key(msg.uid));
+        self.enqueue(vec![del], Waiter::Revoked { reply: msg.reply }, ctx);
     }
 }
 

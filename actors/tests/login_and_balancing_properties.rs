@@ -5,8 +5,11 @@
 //! The default is 256 cases per property; `PROPTEST_CASES=100000 cargo test -p status-actors
 //! --test login_and_balancing_properties` runs longer.
 
+use std::num::NonZeroU64;
+
 use proptest::prelude::*;
-use status_actors::balance::{LoadField, ServerLoad, choose_server, parse_load_field};
+use status_actors::balance::{LoadField, ServerLoad, parse_load_field};
+use status_actors::strategy::{Candidate, least_loaded};
 use status_actors::token::{
     LOGGED_TOKEN_PREFIX, LoginCheck, MAX_TOKEN_LEN, check_stored_token, mint_token,
     reject_login_input, token_prefix_for_log,
@@ -54,6 +57,19 @@ fn load() -> impl Strategy<Value = ServerLoad> {
                 reachable,
             },
         )
+}
+
+/// The choice of docs/contract.md §3: each server's effective load, then the
+/// least loaded from `start` (the `least_loaded` strategy).
+fn choose_server(loads: &[ServerLoad], start: usize) -> Option<usize> {
+    let candidates: Vec<Candidate> = loads
+        .iter()
+        .map(|load| Candidate {
+            load: load.effective_load(),
+            weight: NonZeroU64::MIN,
+        })
+        .collect();
+    least_loaded(&candidates, start)
 }
 
 fn start() -> impl Strategy<Value = usize> {

@@ -2,8 +2,11 @@
 //! always an alive server with the least effective load.
 #![no_main]
 
+use std::num::NonZeroU64;
+
 use libfuzzer_sys::fuzz_target;
-use status_actors::balance::{LoadField, ServerLoad, choose_server, parse_load_field};
+use status_actors::balance::{LoadField, ServerLoad, parse_load_field};
+use status_actors::strategy::{Candidate, least_loaded};
 
 /// `ServerLoad`'s fields: polled, assigned_since_poll, in_flight, reachable.
 type Slot = (Option<u64>, u64, u64, bool);
@@ -39,7 +42,14 @@ fuzz_target!(|input: (Option<Vec<u8>>, Vec<Slot>, usize)| {
         )
         .collect();
     let least = loads.iter().filter_map(ServerLoad::effective_load).min();
-    match choose_server(&loads, start) {
+    let candidates: Vec<Candidate> = loads
+        .iter()
+        .map(|load| Candidate {
+            load: load.effective_load(),
+            weight: NonZeroU64::MIN,
+        })
+        .collect();
+    match least_loaded(&candidates, start) {
         None => assert_eq!(least, None),
         Some(i) => {
             assert_eq!(loads[i].effective_load(), least);

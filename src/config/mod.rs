@@ -25,6 +25,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use status_actors::ChatServer;
 pub use status_actors::redis_link::{LinkSettings, Password, Topology};
+use status_actors::strategy::StrategyKind;
 
 pub use errors::{ConfigError, breaks_line};
 
@@ -46,7 +47,8 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub balancer: BalancerSettings,
     /// At least one, in file order; names unique and non-blank, hosts non-blank and free of
-    /// whitespace, ports 1-65535. Both taken verbatim.
+    /// whitespace, ports 1-65535. Both taken verbatim. Each with its policy (weight >= 1,
+    /// `max_connections`, 0 = no limit, `draining`).
     pub chat_servers: Vec<ChatServer>,
 }
 
@@ -89,6 +91,8 @@ pub struct BalancerSettings {
     pub poll_interval: Duration,
     /// How often chat servers are TCP-probed; `None` when `probe_interval_ms = 0` (probing off).
     pub probe_interval: Option<Duration>,
+    /// Which strategy chooses among the servers that may take a user (docs/contract.md §7).
+    pub strategy: StrategyKind,
 }
 
 impl RedisSettings {
@@ -204,14 +208,35 @@ fn read_text(path: &Path) -> Result<String, ConfigError> {
 
 #[cfg(test)]
 mod tests {
+    use std::num::NonZeroU64;
+
+    use status_actors::ServerPolicy;
+
     use super::*;
-    use crate::config::testing::{EXAMPLE, ONE_SERVER, PATH, parse};
+    use crate::config::testing::{EXAMPLE, ONE_SERVER, PATH, STEERING_EXAMPLE, parse};
 
     fn chat_server(name: &str, host: &str, port: u16) -> ChatServer {
         ChatServer {
             name: name.to_owned(),
             host: host.to_owned(),
             port,
+            policy: ServerPolicy::default(),
+        }
+    }
+
+    fn steered(
+        server: ChatServer,
+        weight: u64,
+        max_connections: u64,
+        draining: bool,
+    ) -> ChatServer {
+        ChatServer {
+            policy: ServerPolicy {
+                weight: NonZeroU64::new(weight).expect("test weights are positive"),
+                max_connections,
+                draining,
+            },
+            ..server
         }
     }
 
@@ -236,6 +261,7 @@ mod tests {
             balancer: BalancerSettings {
                 poll_interval: Duration::from_millis(1_000),
                 probe_interval: Some(Duration::from_millis(2_000)),
+                strategy: StrategyKind::default(),
             },
             chat_servers,
         }
@@ -272,6 +298,20 @@ mod tests {
     }
 
     #[test]
+    fn the_steering_example_parses() {
+        let settings = parse(STEERING_EXAMPLE).expect("docs/contract.md §7's example is valid");
+        assert_eq!(
+            settings,
+            defaults_with(vec![chat_server("chatserver1", "127.0.0.1", 8090)]),
+            "it shows the defaults"
+        );
+        for name in ["weighted", "p2c"] {
+            let text = STEERING_EXAMPLE.replace("\"least_loaded\"     #", &format!("{name:?} #"));
+            assert_eq!(parse(&text).expect("valid").balancer.strategy.name(), name);
+        }
+    }
+
+    #[test]
     fn minimal_config_gets_every_default() {
         let settings = parse(ONE_SERVER).expect("valid");
         assert_eq!(
@@ -300,16 +340,23 @@ login_count_key = "loads"
 [balancer]
 poll_interval_ms = 300
 probe_interval_ms = 0
+strategy = "p2c"
 
 [[chat_servers]]
 name = "a"
 host = "chat-a.internal"
 port = 1
+weight = 5
+max_connections = 1000
+draining = true
 
 [[chat_servers]]
 name = "b"
 host = "10.0.0.9"
 port = 65535
+weight = 18446744073709551615
+max_connections = 0
+draining = false
 "#;
         let settings = parse(text).expect("valid");
         assert_eq!(
@@ -334,11 +381,12 @@ port = 65535
                 balancer: BalancerSettings {
                     poll_interval: Duration::from_millis(300),
                     probe_interval: None,
+                    strategy: status_actors::strategy::by_name("p2c").expect("a strategy"),
                 },
                 // Verbatim, in file order.
                 chat_servers: vec![
-                    chat_server("a", "chat-a.internal", 1),
-                    chat_server("b", "10.0.0.9", 65535),
+                    steered(chat_server("a", "chat-a.internal", 1), 5, 1000, true),
+                    steered(chat_server("b", "10.0.0.9", 65535), u64::MAX, 0, false),
                 ],
             }
         );

@@ -56,6 +56,7 @@ pub(super) struct RawRedis {
 pub(super) struct RawBalancer {
     pub(super) poll_interval_ms: Option<Spanned<Int>>,
     pub(super) probe_interval_ms: Option<Spanned<Int>>,
+    pub(super) strategy: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -67,6 +68,10 @@ pub(super) struct RawChatServer {
     pub(super) name: Spanned<String>,
     pub(super) host: Spanned<String>,
     pub(super) port: Spanned<Int>,
+    pub(super) weight: Option<Spanned<Int>>,
+    pub(super) max_connections: Option<Spanned<Int>>,
+    // Any bool is valid, and serde names the line of a value of another type.
+    pub(super) draining: Option<bool>,
 }
 
 /// Any TOML integer, even beyond i64 (toml hands those over as i128/u128), so that a huge
@@ -140,8 +145,8 @@ mod tests {
 
     #[test]
     fn unknown_key_in_chat_server() {
-        let message = error(&format!("{ONE_SERVER}weight = 3\n"));
-        assert_mentions(&message, &["line 5: ", "unknown key `weight`", "`port`"]);
+        let message = error(&format!("{ONE_SERVER}priority = 3\n"));
+        assert_mentions(&message, &["line 5: ", "unknown key `priority`", "`port`"]);
     }
 
     #[test]

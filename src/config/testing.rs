@@ -30,6 +30,19 @@ host = "127.0.0.1"
 port = 8090
 "#;
 
+/// docs/contract.md §7's example, verbatim.
+pub(super) const STEERING_EXAMPLE: &str = r#"[balancer]
+strategy = "least_loaded"     # "least_loaded" | "weighted" | "p2c"
+
+[[chat_servers]]
+name = "chatserver1"
+host = "127.0.0.1"
+port = 8090
+weight = 1                    # an integer >= 1
+max_connections = 0           # 0: unlimited
+draining = false              # true: place no new users here
+"#;
+
 /// The smallest valid config; appended to configs that test one other key.
 pub(super) const ONE_SERVER: &str =
     "[[chat_servers]]\nname = \"chat1\"\nhost = \"10.0.0.5\"\nport = 8090\n";

@@ -5,9 +5,11 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::NonZeroU64;
 use std::time::Duration;
 
-use status_actors::ChatServer;
+use status_actors::strategy::{self, StrategyKind};
+use status_actors::{ChatServer, ServerPolicy};
 use toml::Spanned;
 
 use super::errors::Source;
@@ -27,6 +29,8 @@ const DEFAULT_TOKEN_PREFIX: &str = "utoken_";
 const DEFAULT_LOGIN_COUNT_KEY: &str = "logincount";
 const DEFAULT_POLL_INTERVAL_MS: u64 = 1_000;
 const DEFAULT_PROBE_INTERVAL_MS: u64 = 2_000;
+const DEFAULT_WEIGHT: u64 = 1;
+const DEFAULT_MAX_CONNECTIONS: u64 = 0;
 
 /// Redis refuses `SET .. EX n` once `n` seconds, in milliseconds plus the current time,
 /// overflow an i64 ("invalid expire time"). Stay far below that so a TTL that Redis would
@@ -77,6 +81,7 @@ impl RawConfig {
             )?),
             probe_interval: (probe_interval_ms > 0)
                 .then(|| Duration::from_millis(probe_interval_ms)),
+            strategy: balancer_strategy(src, self.balancer.strategy)?,
         };
         let chat_servers = chat_servers(src, self.chat_servers)?;
         Ok(Settings {
@@ -287,6 +292,30 @@ fn url_list(
         .collect()
 }
 
+/// `balancer.strategy`: the name of one of the strategies, exactly.
+fn balancer_strategy(
+    src: &Source,
+    raw: Option<Spanned<String>>,
+) -> Result<StrategyKind, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(StrategyKind::default());
+    };
+    strategy::by_name(raw.get_ref()).ok_or_else(|| {
+        let names: Vec<String> = strategy::STRATEGIES
+            .iter()
+            .map(|kind| format!("{:?}", kind.name()))
+            .collect();
+        src.at(
+            raw.span(),
+            format!(
+                "balancer.strategy = {:?}: not a strategy; must be one of {}",
+                raw.get_ref(),
+                names.join(", ")
+            ),
+        )
+    })
+}
+
 fn socket_addr(
     src: &Source,
     key: &str,
@@ -312,6 +341,7 @@ fn socket_addr(
 /// What an integer key counts, up to what, and what 0 means: all that its check and its
 /// error message need.
 struct IntRule {
+    /// `""` for a plain number (a weight).
     unit: &'static str,
     max: Max,
     zero: Zero,
@@ -352,6 +382,20 @@ const MIN_REPLICAS_ACK: IntRule = IntRule {
     unit: "replicas",
     max: Max::Stated(100),
     zero: Zero::Means("no wait"),
+};
+
+/// A server's share relative to the others.
+const WEIGHT: IntRule = IntRule {
+    unit: "",
+    max: Max::U64,
+    zero: Zero::Invalid,
+};
+
+/// A server's capacity, or none.
+const MAX_CONNECTIONS: IntRule = IntRule {
+    unit: "connections",
+    max: Max::U64,
+    zero: Zero::Means("no limit"),
 };
 
 /// An `EX` Redis accepts, or none.
@@ -395,7 +439,11 @@ impl IntRule {
     fn rejection(&self, value: i128) -> String {
         let unit = self.unit;
         let range = match self.max {
+            Max::U64 if value > 0 && unit.is_empty() => {
+                return format!("too large, at most {}", u64::MAX);
+            }
             Max::U64 if value > 0 => return format!("too large, at most {} {unit}", u64::MAX),
+            Max::U64 if unit.is_empty() => "a positive integer".to_string(),
             Max::U64 => format!("a positive number of {unit}"),
             Max::Stated(max) => format!("a number of {unit} from 1 to {max}"),
         };
@@ -427,7 +475,14 @@ fn chat_servers(
     // name -> (index, line) of its first use, to name both places on a duplicate.
     let mut seen: HashMap<String, (usize, usize)> = HashMap::new();
     for (i, entry) in raw.into_inner().into_iter().enumerate() {
-        let RawChatServer { name, host, port } = entry.into_inner();
+        let RawChatServer {
+            name,
+            host,
+            port,
+            weight,
+            max_connections,
+            draining,
+        } = entry.into_inner();
 
         // Names are fields of the load hash, hosts go to clients verbatim: neither is
         // trimmed, but a blank one can only be a mistake.
@@ -484,10 +539,30 @@ fn chat_servers(
                 )
             })?;
 
+        let weight = checked_int(
+            src,
+            &format!("chat_servers[{i}].weight"),
+            weight,
+            DEFAULT_WEIGHT,
+            &WEIGHT,
+        )?;
+        let policy = ServerPolicy {
+            weight: NonZeroU64::new(weight).expect("the WEIGHT rule accepts no 0"),
+            max_connections: checked_int(
+                src,
+                &format!("chat_servers[{i}].max_connections"),
+                max_connections,
+                DEFAULT_MAX_CONNECTIONS,
+                &MAX_CONNECTIONS,
+            )?,
+            draining: draining.unwrap_or(false),
+        };
+
         servers.push(ChatServer {
             name: name.into_inner(),
             host: host.into_inner(),
             port,
+            policy,
         });
     }
     Ok(servers)
@@ -933,6 +1008,98 @@ mod tests {
         assert!(
             !message.contains("line"),
             "env value has no line: {message}"
+        );
+    }
+
+    #[test]
+    fn unknown_strategy() {
+        for value in ["\"round_robin\"", "\"\"", "\"Weighted\""] {
+            let message = error(&format!("[balancer]\nstrategy = {value}\n{ONE_SERVER}"));
+            assert_eq!(
+                message,
+                format!(
+                    "{PATH}: line 2: balancer.strategy = {value}: not a strategy; must be one \
+                     of \"least_loaded\", \"weighted\", \"p2c\""
+                )
+            );
+        }
+        let message = error(&format!("[balancer]\nstrategy = 3\n{ONE_SERVER}"));
+        assert_mentions(&message, &["line 2: ", "strategy", "expected a string"]);
+    }
+
+    #[test]
+    fn chat_server_policy_messages_in_full() {
+        for (line, expected) in [
+            (
+                "weight = 0",
+                "chat_servers[0].weight = 0: must be a positive integer",
+            ),
+            (
+                "weight = -3",
+                "chat_servers[0].weight = -3: must be a positive integer",
+            ),
+            (
+                "weight = 18446744073709551616",
+                "chat_servers[0].weight = 18446744073709551616: too large, at most \
+                 18446744073709551615",
+            ),
+            (
+                "max_connections = -1",
+                "chat_servers[0].max_connections = -1: must be 0 (no limit) or a positive \
+                 number of connections",
+            ),
+            (
+                "max_connections = 18446744073709551616",
+                "chat_servers[0].max_connections = 18446744073709551616: too large, at most \
+                 18446744073709551615 connections",
+            ),
+        ] {
+            assert_eq!(
+                error(&format!("{ONE_SERVER}{line}\n")),
+                format!("{PATH}: line 5: {expected}")
+            );
+        }
+    }
+
+    #[test]
+    fn policy_values_of_the_wrong_type() {
+        for (line, shown) in [
+            ("weight = 1.5", "1.5"),
+            ("weight = \"2\"", "\"2\""),
+            ("max_connections = true", "true"),
+            ("draining = \"yes\"", "\"yes\""),
+            ("draining = 1", "1"),
+        ] {
+            let key = line.split(' ').next().expect("a key");
+            let message = error(&format!("{ONE_SERVER}{line}\n"));
+            assert_mentions(&message, &["line 5: ", key, shown]);
+        }
+    }
+
+    #[test]
+    fn a_policy_error_names_the_server_it_is_in() {
+        let text = format!(
+            "{ONE_SERVER}\n[[chat_servers]]\nname = \"c2\"\nhost = \"h\"\nport = 1\nweight = 0\n"
+        );
+        assert_mentions(
+            &error(&text),
+            &["line 10: ", "chat_servers[1].weight = 0: "],
+        );
+    }
+
+    #[test]
+    fn policy_extremes_are_accepted() {
+        let text = format!(
+            "{ONE_SERVER}weight = 18446744073709551615\nmax_connections = 18446744073709551615\n"
+        );
+        let policy = parse(&text).expect("valid").chat_servers[0].policy;
+        assert_eq!(policy.weight.get(), u64::MAX);
+        assert_eq!(policy.max_connections, u64::MAX);
+        let text = format!("{ONE_SERVER}weight = 1\nmax_connections = 1\ndraining = true\n");
+        let policy = parse(&text).expect("valid").chat_servers[0].policy;
+        assert_eq!(
+            (policy.weight.get(), policy.max_connections, policy.draining),
+            (1, 1, true)
         );
     }
 }

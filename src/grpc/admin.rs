@@ -1,21 +1,26 @@
 //! The `statusadmin.v1.Admin` gRPC service: the balancer's state for
-//! operators, and a reload trigger (the same as SIGHUP).
+//! operators, a reload trigger (the same as SIGHUP), drains set at run
+//! time and token revocation (docs/contract.md §7).
 //!
-//! Like the public service it only translates: state comes from the
-//! registry's snapshot, and a reload is a request to the server loop, which
-//! owns the running config.
+//! Like the public service it only translates: state and drains go to the
+//! registry, revocations to the token actor, and a reload is a request to
+//! the server loop, which owns the running config.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix::Addr;
-use status_actors::balance::LoadField;
-use status_actors::server_registry::{ServerRegistry, Snapshot};
+use status_actors::balance::{Availability, LoadField};
+use status_actors::server_registry::{ServerRegistry, SetDraining, Snapshot};
+use status_actors::token_actor::{RevokeToken, TokenActor};
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status};
 
 use super::shutting_down;
 use crate::admin_proto::admin_server::Admin;
-use crate::admin_proto::{ChatServerState, ListServersReq, ListServersRsp, ReloadReq, ReloadRsp};
+use crate::admin_proto::{
+    ChatServerState, ListServersReq, ListServersRsp, ReloadReq, ReloadRsp, RevokeTokenReq,
+    RevokeTokenRsp, SetDrainingReq, SetDrainingRsp,
+};
 use crate::reload::ReloadOutcome;
 
 /// A reload asked for over gRPC; the server loop answers on the sender.
@@ -23,12 +28,21 @@ pub type ReloadRequest = oneshot::Sender<ReloadOutcome>;
 
 pub struct AdminService {
     registry: Addr<ServerRegistry>,
+    tokens: Addr<TokenActor>,
     reloads: mpsc::Sender<ReloadRequest>,
 }
 
 impl AdminService {
-    pub fn new(registry: Addr<ServerRegistry>, reloads: mpsc::Sender<ReloadRequest>) -> Self {
-        AdminService { registry, reloads }
+    pub fn new(
+        registry: Addr<ServerRegistry>,
+        tokens: Addr<TokenActor>,
+        reloads: mpsc::Sender<ReloadRequest>,
+    ) -> Self {
+        AdminService {
+            registry,
+            tokens,
+            reloads,
+        }
     }
 }
 
@@ -68,6 +82,12 @@ impl Admin for AdminService {
                 .to_string(),
                 last_poll_unix_ms,
                 last_probe_unix_ms: unix_ms(s.last_probe),
+                weight: s.server.policy.weight.get(),
+                max_connections: s.server.policy.max_connections,
+                draining: s.drain.any(),
+                drain_from_config: s.drain.by_config,
+                drain_from_admin: s.drain.by_admin,
+                choosable: matches!(s.availability, Availability::Choosable(_)),
             })
             .collect();
         Ok(Response::new(ListServersRsp {
@@ -75,6 +95,7 @@ impl Admin for AdminService {
             probing: snapshot.probing,
             redis_ok: snapshot.redis_ok,
             load_hash_present: snapshot.load_hash_present,
+            strategy: snapshot.strategy.name().to_string(),
         }))
     }
 
@@ -87,5 +108,43 @@ impl Admin for AdminService {
             message: outcome.message,
             restart_needed: outcome.restart_needed,
         }))
+    }
+
+    async fn set_draining(
+        &self,
+        request: Request<SetDrainingReq>,
+    ) -> Result<Response<SetDrainingRsp>, Status> {
+        let SetDrainingReq { name, draining } = request.into_inner();
+        let drain = self
+            .registry
+            .send(SetDraining { name, draining })
+            .await
+            .map_err(shutting_down)?
+            .map_err(|unknown| Status::not_found(unknown.to_string()))?;
+        Ok(Response::new(SetDrainingRsp {
+            draining: drain.any(),
+            drain_from_config: drain.by_config,
+            drain_from_admin: drain.by_admin,
+        }))
+    }
+
+    async fn revoke_token(
+        &self,
+        request: Request<RevokeTokenReq>,
+    ) -> Result<Response<RevokeTokenRsp>, Status> {
+        let uid = request.into_inner().uid;
+        // No such token can exist (GetChatServer places no uid <= 0).
+        if uid <= 0 {
+            return Err(Status::invalid_argument("uid must be positive"));
+        }
+        let (revoke, revoked) = RevokeToken::new(uid);
+        self.tokens.do_send(revoke);
+        let revoked = revoked
+            .await
+            .map_err(|failure| Status::unavailable(failure.to_string()))?;
+        if revoked {
+            log::info!("uid {uid}: token revoked (Admin)");
+        }
+        Ok(Response::new(RevokeTokenRsp { revoked }))
     }
 }

@@ -83,12 +83,16 @@ pub fn serve<H: Health>(
     let shed = backends.metrics.as_ref().map(|m| m.shed.clone());
     let status_service = StatusServiceServer::new(StatusService::new(
         backends.registry.clone(),
-        backends.tokens,
+        backends.tokens.clone(),
         backends.metrics,
     ))
     .max_decoding_message_size(MAX_REQUEST_BYTES);
-    let admin_service = AdminServer::new(AdminService::new(backends.registry, backends.reloads))
-        .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let admin_service = AdminServer::new(AdminService::new(
+        backends.registry,
+        backends.tokens,
+        backends.reloads,
+    ))
+    .max_decoding_message_size(MAX_REQUEST_BYTES);
     let incoming = TcpIncoming::from(listener)
         .with_nodelay(Some(true))
         .map_ok({

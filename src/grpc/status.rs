@@ -2,7 +2,8 @@
 //!
 //! Each RPC becomes one message to an actor; the answer becomes a reply with a
 //! business error code (docs/contract.md §1) or a gRPC status for infrastructure
-//! failures. Decisions (validation, choice, token checks) live in the actors.
+//! failures: UNAVAILABLE, or RESOURCE_EXHAUSTED when every alive chat server is
+//! full or draining (§7). Decisions (validation, choice, token checks) live in the actors.
 //! Each call's outcome and latency are recorded when metrics are on.
 
 use std::sync::Arc;
@@ -81,6 +82,15 @@ impl StatusServiceRpc for StatusService {
                     ..GetChatServerRsp::default()
                 }),
             ),
+            Ok(Err(err @ PlacementError::NoServerChoosable(_))) => {
+                if let Some(metrics) = &self.metrics {
+                    metrics.placements_refused.inc();
+                }
+                (
+                    Outcome::ResourceExhausted,
+                    Err(Status::resource_exhausted(err.to_string())),
+                )
+            }
             Ok(Err(err)) => (
                 Outcome::Unavailable,
                 Err(Status::unavailable(err.to_string())),

@@ -1,7 +1,7 @@
 //! `statusctl`: the operator's command line for status-server.
 //!
 //! ```text
-//! statusctl [--addr URL] [--json] [--timeout SECS] <command>
+//! statusctl [--addr URL] [--admin-addr URL] [--json] [--timeout SECS] <command>
 //!   get-server --uid N            GetChatServer: place a user, print host, port, token
 //!   login --uid N --token T       Login: check a user's token
 //!   connect --uid N [--hold]      a user's whole login flow: place it, connect to that
@@ -9,6 +9,8 @@
 //!   servers                       the chat servers as the balancer sees them (Admin/ListServers)
 //!   health                        grpc.health.v1 Check of "" and message.StatusService
 //!   reload                        re-read the config file, like SIGHUP (Admin/Reload)
+//!   drain NAME / undrain NAME     place no new users on a chat server, or again (Admin/SetDraining)
+//!   revoke --uid N                delete a user's login token (Admin/RevokeToken)
 //!   bench --rpc R --concurrency N --duration SECS [--connections C] [--uid-base U] ...
 //!                                 load the server; print requests/s and latency percentiles
 //!   convert-config PATH.ini [--keep-password]
@@ -16,7 +18,9 @@
 //! ```
 //!
 //! `--addr` defaults to `http://127.0.0.1:50052`, the gRPC address of the shipped
-//! `config/status.toml`; `--timeout` (default 5 s) bounds connecting and every call.
+//! `config/status.toml`; the Admin commands (`servers`, `reload`, `drain`, `undrain`,
+//! `revoke`) call `--admin-addr`, which defaults to `--addr` because the Admin service
+//! shares the gRPC port for now. `--timeout` (default 5 s) bounds connecting and every call.
 //! Output is human-readable (`key: value` lines, tables) unless `--json`, which prints one
 //! JSON document on a single line of stdout. Progress and errors go to stderr only.
 //!
@@ -24,7 +28,8 @@
 //! - 0: success.
 //! - 1: the server answered, but no: a business error (`error != 0`, e.g. uid 0 or a wrong
 //!   token), a ChatServer refusing the login of `connect`, a health check not SERVING, a
-//!   reload not applied, a benchmark with business errors.
+//!   reload not applied, an `undrain` of a server whose config still drains it, a `revoke`
+//!   of a uid with no token, a benchmark with business errors.
 //! - 2: bad command line.
 //! - 3: the server could not be reached, or a call failed with a gRPC status (UNAVAILABLE,
 //!   DEADLINE_EXCEEDED, UNIMPLEMENTED, ...), or `bench --seed-redis` could not store its
@@ -36,16 +41,18 @@
 //!
 //! Modules: `target` (address, timeout, channels), `failure` (errors and exit codes),
 //! `output` (tables, fields, JSON), one module per command (`calls`, `connect`, `servers`,
-//! `health`, `reload`, `bench`, `convert_config`).
+//! `health`, `reload`, `drain`, `revoke`, `bench`, `convert_config`).
 
 mod bench;
 mod calls;
 mod connect;
 mod convert_config;
+mod drain;
 mod failure;
 mod health;
 mod output;
 mod reload;
+mod revoke;
 mod servers;
 mod target;
 
@@ -64,7 +71,8 @@ Exit status:
   0  success
   1  the server answered, but no: a business error (error != 0), a ChatServer
      refusing the login (connect), a health check not SERVING, a reload not
-     applied, a benchmark with business errors; convert-config: the INI file
+     applied, an undrain while the config still drains, a revoke of a uid with
+     no token, a benchmark with business errors; convert-config: the INI file
      is missing or bad
   2  bad command line
   3  the server (or connect's ChatServer) could not be reached, or a call failed
@@ -73,15 +81,15 @@ Exit status:
 Errors are one line on stderr: `statusctl: error: <message>`.";
 
 /// Operator command line for status-server: call its RPCs, run a user's login flow, list
-/// the chat servers, check health, reload the config, benchmark it, and convert the C++
-/// server's INI config.
+/// and drain the chat servers, revoke tokens, check health, reload the config, benchmark
+/// it, and convert the C++ server's INI config.
 #[derive(Parser, Debug)]
 #[command(name = "statusctl", version, after_help = EXIT_CODES)]
 #[command(long_about = "Operator command line for status-server: call its RPCs \
     (message.StatusService), run a user's whole login flow through a ChatServer, list the \
-    chat servers as the balancer sees them and reload the config (statusadmin.v1.Admin), \
-    check gRPC health (grpc.health.v1), benchmark it, and convert the C++ StatusServer's \
-    INI config to TOML.\n\n\
+    chat servers as the balancer sees them, reload the config, drain chat servers and revoke \
+    tokens (statusadmin.v1.Admin), check gRPC health (grpc.health.v1), benchmark it, and \
+    convert the C++ StatusServer's INI config to TOML.\n\n\
     Output is human-readable unless --json, which prints one JSON document on one line of \
     stdout; errors and the bench progress bar go to stderr.")]
 struct Cli {
@@ -89,6 +97,10 @@ struct Cli {
     #[arg(long, global = true, value_name = "URL", default_value = "http://127.0.0.1:50052",
           value_parser = parse_addr)]
     addr: String,
+    /// gRPC address of the Admin service (servers, reload, drain, undrain, revoke)
+    /// [default: the value of --addr, since Admin shares the gRPC port for now].
+    #[arg(long, global = true, value_name = "URL", value_parser = parse_addr)]
+    admin_addr: Option<String>,
     /// Print one JSON document on stdout instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -151,7 +163,10 @@ enum Cmd {
         after_help = "Columns: POLLED is the count read by the last poll (- when \
         the field is missing or invalid, see LOAD-FIELD); ASSIGNED the tokens stored since \
         that poll; IN-FLIGHT placements whose token write is pending; REACHABLE the last TCP \
-        probe (off when probing is off).\n\nExit status: 0 listed; 3 unreachable or gRPC error."
+        probe (off when probing is off); WEIGHT its share under the weighted strategy; \
+        MAX-CONN its max_connections (- for no limit); DRAINING who drains it (no, config, \
+        admin, config+admin). The header names the strategy.\n\nExit status: 0 listed; 3 \
+        unreachable or gRPC error."
     )]
     Servers,
     /// Check gRPC health (grpc.health.v1.Health/Check); prints SERVING or NOT_SERVING per service.
@@ -173,6 +188,38 @@ enum Cmd {
         gRPC error."
     )]
     Reload,
+    /// Place no new users on a chat server (Admin/SetDraining); Login is unaffected.
+    #[command(
+        after_help = "The drain lasts across reloads until `undrain` or a restart; a \
+        drain set in the config (draining = true) is separate. Prints the server's drain \
+        state.\n\nExit status: 0 draining; 3 unreachable or gRPC error (NOT_FOUND for a name \
+        that is not configured)."
+    )]
+    Drain {
+        /// The chat server's name, as configured.
+        name: String,
+    },
+    /// Undo `drain`: place users on the chat server again (Admin/SetDraining).
+    #[command(
+        after_help = "Exit status: 0 no longer draining; 1 still draining because its \
+        config says draining = true (edit the config and reload); 3 unreachable or gRPC \
+        error (NOT_FOUND for a name that is not configured)."
+    )]
+    Undrain {
+        /// The chat server's name, as configured.
+        name: String,
+    },
+    /// Delete a user's login token (Admin/RevokeToken): Login with it then answers 1011.
+    #[command(
+        after_help = "Exit status: 0 a token was stored and is deleted; 1 no token was \
+        stored for the uid; 3 unreachable or gRPC error (INVALID_ARGUMENT for uid <= 0, \
+        UNAVAILABLE when Redis fails)."
+    )]
+    Revoke {
+        /// User id.
+        #[arg(long, allow_negative_numbers = true)]
+        uid: i32,
+    },
     /// Load the server with concurrent calls for a while; prints requests/s, outcomes and
     /// latency percentiles (p50/p90/p99/p99.9/max).
     #[command(
@@ -251,6 +298,10 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
+    let admin = Target {
+        addr: cli.admin_addr.unwrap_or_else(|| cli.addr.clone()),
+        timeout: cli.timeout,
+    };
     let target = Target {
         addr: cli.addr,
         timeout: cli.timeout,
@@ -260,9 +311,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::GetServer { uid } => calls::get_server(&target, json, uid).await,
         Cmd::Login { uid, token } => calls::login(&target, json, uid, token).await,
         Cmd::Connect { uid, hold } => connect::run(&target, json, uid, hold).await,
-        Cmd::Servers => servers::run(&target, json).await,
+        Cmd::Servers => servers::run(&admin, json).await,
         Cmd::Health { services } => health::run(&target, json, &services).await,
-        Cmd::Reload => reload::run(&target, json).await,
+        Cmd::Reload => reload::run(&admin, json).await,
+        Cmd::Drain { name } => drain::run(&admin, json, name, true).await,
+        Cmd::Undrain { name } => drain::run(&admin, json, name, false).await,
+        Cmd::Revoke { uid } => revoke::run(&admin, json, uid).await,
         Cmd::Bench(args) => bench::run(&target, json, &args).await,
         Cmd::ConvertConfig {
             path,
@@ -323,6 +377,7 @@ mod tests {
     fn defaults_match_the_shipped_config() {
         let cli = Cli::try_parse_from(["statusctl", "servers"]).unwrap();
         assert_eq!(cli.addr, "http://127.0.0.1:50052");
+        assert_eq!(cli.admin_addr, None, "the Admin commands then use --addr");
         assert_eq!(cli.timeout, Duration::from_secs(5));
         let shipped = include_str!("../../config/status.toml");
         assert!(shipped.contains("listen = \"0.0.0.0:50052\""));

@@ -1,5 +1,6 @@
 //! `servers`: the chat servers as the balancer sees them (`statusadmin.v1.Admin/ListServers`),
-//! as a table or, with `--json`, as the reply's fields.
+//! as a table or, with `--json`, as the reply's fields: loads, liveness, and how the
+//! operator steers each one (weight, capacity, drain), under the running strategy.
 
 use serde::Serialize;
 use status_server::admin_proto::admin_client::AdminClient;
@@ -12,6 +13,7 @@ use crate::target::Target;
 /// The ListServers reply, field for field (snake_case names, numbers as numbers).
 #[derive(Serialize)]
 struct ServersOut {
+    strategy: String,
     probing: bool,
     redis_ok: bool,
     load_hash_present: bool,
@@ -32,6 +34,14 @@ struct ServerOut {
     load_field: String,
     last_poll_unix_ms: u64,
     last_probe_unix_ms: u64,
+    weight: u64,
+    /// 0: no limit.
+    max_connections: u64,
+    draining: bool,
+    drain_from_config: bool,
+    drain_from_admin: bool,
+    /// Alive, not draining and below `max_connections`: it may take a user now.
+    choosable: bool,
 }
 
 impl From<ChatServerState> for ServerOut {
@@ -48,8 +58,25 @@ impl From<ChatServerState> for ServerOut {
             load_field: s.load_field,
             last_poll_unix_ms: s.last_poll_unix_ms,
             last_probe_unix_ms: s.last_probe_unix_ms,
+            weight: s.weight,
+            max_connections: s.max_connections,
+            draining: s.draining,
+            drain_from_config: s.drain_from_config,
+            drain_from_admin: s.drain_from_admin,
+            choosable: s.choosable,
         }
     }
+}
+
+/// The DRAINING column: who drains it (`config`, `admin`, `config+admin`), or `no`.
+fn drained_by(s: &ServerOut) -> String {
+    match (s.drain_from_config, s.drain_from_admin) {
+        (true, true) => "config+admin",
+        (true, false) => "config",
+        (false, true) => "admin",
+        (false, false) => "no",
+    }
+    .to_string()
 }
 
 fn yes_no(value: bool) -> String {
@@ -59,13 +86,14 @@ fn yes_no(value: bool) -> String {
 /// The table people see.
 fn render(out: &ServersOut, now_ms: u64) -> String {
     let mut text = format!(
-        "probing: {}   redis: {}",
+        "probing: {}   redis: {}   strategy: {}",
         if out.probing { "on" } else { "off" },
         if out.redis_ok {
             "ok"
         } else {
             "FAILING (last poll failed)"
-        }
+        },
+        out.strategy
     );
     // Shown only when it matters, so the usual header stays short.
     if !out.load_hash_present {
@@ -95,6 +123,14 @@ fn render(out: &ServersOut, now_ms: u64) -> String {
                 } else {
                     "-".to_string()
                 },
+                // New columns go last, so scripts reading the earlier ones by
+                // position keep working.
+                s.weight.to_string(),
+                match s.max_connections {
+                    0 => "-".to_string(),
+                    max => max.to_string(),
+                },
+                drained_by(s),
             ]
         })
         .collect();
@@ -110,6 +146,9 @@ fn render(out: &ServersOut, now_ms: u64) -> String {
             "LOAD-FIELD",
             "LAST-POLL",
             "LAST-PROBE",
+            "WEIGHT",
+            "MAX-CONN",
+            "DRAINING",
         ],
         &rows,
     ));
@@ -124,6 +163,7 @@ pub async fn run(target: &Target, json: bool) -> Result<(), Failure> {
         .map_err(|status| Failure::grpc("ListServers", &status))?
         .into_inner();
     let out = ServersOut {
+        strategy: rsp.strategy,
         probing: rsp.probing,
         redis_ok: rsp.redis_ok,
         load_hash_present: rsp.load_hash_present,
@@ -145,6 +185,7 @@ mod tests {
     fn the_table_shows_missing_counts_and_ages() {
         let now = 1_700_000_010_000;
         let out = ServersOut {
+            strategy: "weighted".into(),
             probing: true,
             redis_ok: true,
             load_hash_present: true,
@@ -161,6 +202,12 @@ mod tests {
                     load_field: "count".into(),
                     last_poll_unix_ms: now - 1200,
                     last_probe_unix_ms: now - 400,
+                    weight: 3,
+                    max_connections: 500,
+                    draining: true,
+                    drain_from_config: true,
+                    drain_from_admin: true,
+                    choosable: false,
                 }),
                 ServerOut::from(ChatServerState {
                     name: "chatserver2".into(),
@@ -168,13 +215,14 @@ mod tests {
                     port: 8091,
                     polled_count: None,
                     load_field: "missing".into(),
+                    weight: 1,
                     ..Default::default()
                 }),
             ],
         };
         let text = render(&out, now);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "probing: on   redis: ok");
+        assert_eq!(lines[0], "probing: on   redis: ok   strategy: weighted");
         assert!(lines[1].starts_with("NAME "), "{text}");
         let first: Vec<&str> = lines[2].split_whitespace().collect();
         assert_eq!(
@@ -191,22 +239,32 @@ mod tests {
                 "1.2s",
                 "ago",
                 "0.4s",
-                "ago"
+                "ago",
+                "3",
+                "500",
+                "config+admin"
             ]
         );
         let second: Vec<&str> = lines[3].split_whitespace().collect();
         assert_eq!(second[2], "-");
         assert_eq!(second[5], "no");
-        assert_eq!(&second[7..], ["missing", "never", "never"]);
+        assert_eq!(&second[7..], ["missing", "never", "never", "1", "-", "no"]);
         let json = serde_json::to_value(&out).unwrap();
         assert_eq!(json["load_hash_present"], true);
         assert_eq!(json["servers"][1]["polled_count"], serde_json::Value::Null);
         assert_eq!(json["servers"][0]["polled_count"], 12);
+        assert_eq!(json["strategy"], "weighted");
+        assert_eq!(json["servers"][0]["weight"], 3);
+        assert_eq!(json["servers"][0]["max_connections"], 500);
+        assert_eq!(json["servers"][0]["drain_from_admin"], true);
+        assert_eq!(json["servers"][1]["draining"], false);
+        assert_eq!(json["servers"][1]["choosable"], false);
     }
 
     #[test]
     fn the_header_says_when_the_load_hash_is_missing() {
         let out = ServersOut {
+            strategy: "least_loaded".into(),
             probing: true,
             redis_ok: true,
             load_hash_present: false,
@@ -216,7 +274,7 @@ mod tests {
         assert_eq!(
             text.lines().next(),
             Some(
-                "probing: on   redis: ok   load hash: MISSING (with probing, servers keep their last counts)"
+                "probing: on   redis: ok   strategy: least_loaded   load hash: MISSING (with probing, servers keep their last counts)"
             )
         );
     }

@@ -242,6 +242,9 @@ fn every_command_exits_3_when_no_server_listens() {
         &["servers"],
         &["health"],
         &["reload"],
+        &["drain", "chatserver1"],
+        &["undrain", "chatserver1"],
+        &["revoke", "--uid", "1"],
         &["bench", "--duration", "1"],
     ] {
         for json in [false, true] {
@@ -276,6 +279,9 @@ fn help_of_every_command_exits_0_and_usage_errors_exit_2() {
         "servers",
         "health",
         "reload",
+        "drain",
+        "undrain",
+        "revoke",
         "bench",
     ] {
         for flag in ["--help", "-h"] {
@@ -304,6 +310,10 @@ fn help_of_every_command_exits_0_and_usage_errors_exit_2() {
         &["--addr", "https://secure:443", "servers"],
         &["bench", "--concurrency", "2", "--connections", "3"],
         &["bench", "--rpc", "nope"],
+        &["drain"],
+        &["revoke"],
+        &["revoke", "--uid", "x"],
+        &["--admin-addr", "https://secure:443", "servers"],
         &["nonsense"],
     ] {
         let run = statusctl(bad);
@@ -861,4 +871,175 @@ fn convert_config_of_a_bad_file_exits_1_with_the_line_the_server_prints() {
         "{}",
         run.stderr
     );
+}
+
+/// `statusctl --addr <nowhere> --admin-addr http://<server> <args>`: the Admin commands
+/// must use --admin-addr.
+fn admin_ctl(server: &TestServer, args: &[&str]) -> Run {
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let admin = format!("http://{}", server.addr);
+    let mut all = vec!["--addr", &nowhere, "--admin-addr", &admin, "--timeout", "5"];
+    all.extend_from_slice(args);
+    statusctl(&all)
+}
+
+#[tokio::test]
+async fn drain_and_undrain_steer_placements_and_say_who_drains() {
+    let redis = RedisServer::start().await;
+    set_loads(&redis, &[("alpha", "0"), ("beta", "0")]).await;
+    let (alpha, beta) = (free_port(), free_port());
+    let config = TestConfig::new(
+        &redis,
+        vec![
+            ChatServerEntry::new("alpha", alpha),
+            ChatServerEntry::new("beta", beta).draining(true),
+        ],
+    );
+    let server = TestServer::start(&config).await;
+
+    let run = admin_ctl(&server, &["drain", "alpha"]);
+    run.assert_code(0);
+    assert_eq!(run.stderr, "");
+    let fields = run.fields();
+    assert_eq!(fields["name"], "alpha");
+    assert_eq!(fields["draining"], "yes (admin)");
+    // Both drain now: nobody can be placed.
+    let run = ctl(&server, &["get-server", "--uid", "1"]);
+    run.assert_code(3);
+    assert!(
+        run.error_line()
+            .contains("RESOURCE_EXHAUSTED: every chat server is full or draining"),
+        "{}",
+        run.stderr
+    );
+
+    let run = admin_ctl(&server, &["--json", "servers"]);
+    run.assert_code(0);
+    let listed = run.json();
+    assert_eq!(listed["strategy"], "least_loaded");
+    let servers = listed["servers"].as_array().expect("servers is a list");
+    assert_eq!(servers[0]["drain_from_admin"], true);
+    assert_eq!(servers[0]["choosable"], false);
+    assert_eq!(servers[1]["drain_from_config"], true);
+    assert_eq!(servers[1]["weight"], 1);
+    assert_eq!(servers[1]["max_connections"], 0);
+    let run = admin_ctl(&server, &["servers"]);
+    run.assert_code(0);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(
+        lines[0].ends_with("strategy: least_loaded"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        lines[1].ends_with("WEIGHT  MAX-CONN  DRAINING"),
+        "{}",
+        run.stdout
+    );
+    let alpha_row: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(alpha_row[alpha_row.len() - 3..], ["1", "-", "admin"]);
+    let beta_row: Vec<&str> = lines[3].split_whitespace().collect();
+    assert_eq!(beta_row.last(), Some(&"config"));
+
+    let run = admin_ctl(&server, &["--json", "undrain", "alpha"]);
+    run.assert_code(0);
+    let reply = run.json();
+    assert_eq!(reply["name"], "alpha");
+    assert_eq!(reply["draining"], false);
+    let run = ctl(&server, &["get-server", "--uid", "2"]);
+    run.assert_code(0);
+    assert_eq!(run.fields()["port"], alpha.to_string());
+
+    // The config's drain outlives an undrain: exit 1, saying why.
+    let run = admin_ctl(&server, &["undrain", "beta"]);
+    run.assert_code(1);
+    assert_eq!(run.fields()["draining"], "yes (config)");
+    assert_eq!(
+        run.error_line(),
+        "statusctl: error: beta still drains: its config says draining = true (edit it and reload)"
+    );
+
+    let run = admin_ctl(&server, &["drain", "gamma"]);
+    run.assert_code(3);
+    assert_eq!(run.stdout, "");
+    assert_eq!(
+        run.error_line(),
+        "statusctl: error: SetDraining: NOT_FOUND: no chat server is named \"gamma\""
+    );
+}
+
+#[tokio::test]
+async fn revoke_deletes_the_token_so_login_answers_1011() {
+    let (redis, server) = one_alive_server(free_port()).await;
+    let run = ctl(&server, &["get-server", "--uid", "77"]);
+    run.assert_code(0);
+    let token = run.fields()["token"].clone();
+
+    let run = admin_ctl(&server, &["revoke", "--uid", "77"]);
+    run.assert_code(0);
+    assert_eq!(run.stderr, "");
+    let fields = run.fields();
+    assert_eq!(
+        (fields["uid"].as_str(), fields["revoked"].as_str()),
+        ("77", "yes")
+    );
+    assert_eq!(redis.stored_token(77).await, None);
+    let run = ctl(&server, &["login", "--uid", "77", "--token", &token]);
+    run.assert_code(1);
+    assert_eq!(run.fields()["error"], "1011 (uid invalid)");
+
+    // Nothing left: the server answered, but no.
+    let run = admin_ctl(&server, &["--json", "revoke", "--uid", "77"]);
+    run.assert_code(1);
+    let reply = run.json();
+    assert_eq!(
+        (reply["uid"].as_i64(), reply["revoked"].as_bool()),
+        (Some(77), Some(false))
+    );
+    assert_eq!(
+        run.error_line(),
+        "statusctl: error: no token was stored for uid 77"
+    );
+
+    let run = admin_ctl(&server, &["revoke", "--uid", "0"]);
+    run.assert_code(3);
+    assert_eq!(
+        run.error_line(),
+        "statusctl: error: RevokeToken: INVALID_ARGUMENT: uid must be positive"
+    );
+}
+
+#[tokio::test]
+async fn the_admin_commands_call_admin_addr_and_the_others_addr() {
+    let (_redis, server) = one_alive_server(free_port()).await;
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let addr = format!("http://{}", server.addr);
+    // The RPCs go to --addr, whatever --admin-addr says.
+    let run = statusctl(&[
+        "--addr",
+        &addr,
+        "--admin-addr",
+        &nowhere,
+        "get-server",
+        "--uid",
+        "3",
+    ]);
+    run.assert_code(0);
+    for admin_command in [
+        &["servers"][..],
+        &["reload"],
+        &["drain", "chatserver1"],
+        &["revoke", "--uid", "3"],
+    ] {
+        let mut args = vec!["--addr", &addr, "--admin-addr", &nowhere, "--timeout", "2"];
+        args.extend_from_slice(admin_command);
+        let run = statusctl(&args);
+        run.assert_code(3);
+        assert!(
+            run.error_line()
+                .starts_with(&format!("statusctl: error: cannot connect to {nowhere}")),
+            "{admin_command:?}: {}",
+            run.stderr
+        );
+    }
 }

@@ -6,10 +6,14 @@ use std::path::PathBuf;
 
 use crate::RedisServer;
 
-/// One `[[chat_servers]]` entry for a test config.
+/// One `[[chat_servers]]` entry for a test config; the policy keys are
+/// written only when set.
 pub struct ChatServerEntry {
     pub name: String,
     pub port: u16,
+    pub weight: Option<u64>,
+    pub max_connections: Option<u64>,
+    pub draining: Option<bool>,
 }
 
 impl ChatServerEntry {
@@ -17,7 +21,25 @@ impl ChatServerEntry {
         ChatServerEntry {
             name: name.to_string(),
             port,
+            weight: None,
+            max_connections: None,
+            draining: None,
         }
+    }
+
+    pub fn weight(mut self, weight: u64) -> Self {
+        self.weight = Some(weight);
+        self
+    }
+
+    pub fn max_connections(mut self, max: u64) -> Self {
+        self.max_connections = Some(max);
+        self
+    }
+
+    pub fn draining(mut self, draining: bool) -> Self {
+        self.draining = Some(draining);
+        self
     }
 }
 
@@ -42,6 +64,8 @@ pub struct TestConfig {
     pub command_timeout_ms: u64,
     pub token_ttl_secs: u64,
     pub shutdown_grace_ms: u64,
+    /// `balancer.strategy`; left out (the default) when `None`.
+    pub strategy: Option<String>,
 }
 
 impl TestConfig {
@@ -65,6 +89,7 @@ impl TestConfig {
             command_timeout_ms: 1000,
             token_ttl_secs: 86400,
             shutdown_grace_ms: 10000,
+            strategy: None,
         }
     }
 
@@ -81,11 +106,23 @@ impl TestConfig {
             self.poll_interval_ms,
             self.probe_interval_ms,
         );
+        if let Some(strategy) = &self.strategy {
+            toml.push_str(&format!("strategy = \"{strategy}\"\n"));
+        }
         for server in &self.servers {
             toml.push_str(&format!(
                 "\n[[chat_servers]]\nname = \"{}\"\nhost = \"127.0.0.1\"\nport = {}\n",
                 server.name, server.port
             ));
+            if let Some(weight) = server.weight {
+                toml.push_str(&format!("weight = {weight}\n"));
+            }
+            if let Some(max) = server.max_connections {
+                toml.push_str(&format!("max_connections = {max}\n"));
+            }
+            if let Some(draining) = server.draining {
+                toml.push_str(&format!("draining = {draining}\n"));
+            }
         }
         toml
     }

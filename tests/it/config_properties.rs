@@ -136,8 +136,11 @@ struct Expected {
     login_count_key: String,
     poll_interval_ms: u64,
     probe_interval_ms: u64,
+    strategy: String,
     /// (name, host, port)
     chat_servers: Vec<(String, String, u16)>,
+    /// (weight, max_connections, draining) of each chat server.
+    policies: Vec<(u64, u64, bool)>,
 }
 
 /// Written in the file, or left out (then `default` applies).
@@ -194,6 +197,15 @@ fn host() -> impl Strategy<Value = String> {
     })
 }
 
+/// A chat server's `weight`, `max_connections` and `draining`, each written or left out.
+fn policy() -> impl Strategy<Value = (Option<u64>, Option<u64>, Option<bool>)> {
+    (
+        maybe(prop_oneof![1u64..10, 1..=u64::MAX]),
+        maybe(prop_oneof![Just(0), 1u64..1000, any::<u64>()]),
+        maybe(any::<bool>()),
+    )
+}
+
 /// A valid config, as text sections, with what parsing it must give.
 fn valid_config() -> impl Strategy<Value = (Vec<Section>, Expected)> {
     let server = (
@@ -214,12 +226,17 @@ fn valid_config() -> impl Strategy<Value = (Vec<Section>, Expected)> {
     let balancer = (
         maybe(positive_ms()),
         maybe(prop_oneof![Just(0), any::<u64>()]),
+        maybe(prop::sample::select(vec![
+            "least_loaded",
+            "weighted",
+            "p2c",
+        ])),
     );
     let chat_servers = prop::collection::hash_set(non_blank_name(), 1..5).prop_flat_map(|names| {
         let n = names.len();
         (
             Just(names.into_iter().collect::<Vec<_>>()),
-            prop::collection::vec((host(), 1..=u16::MAX), n),
+            prop::collection::vec((host(), 1..=u16::MAX, policy()), n),
         )
     });
     (server, redis, balancer, chat_servers, any::<bool>()).prop_flat_map(
@@ -263,28 +280,37 @@ fn valid_config() -> impl Strategy<Value = (Vec<Section>, Expected)> {
                     ("login_count_key", string(&count_key)),
                 ],
             );
-            let (poll, probe) = balancer;
+            let (poll, probe, strategy) = balancer;
             table(
                 "[balancer]",
                 vec![
                     ("poll_interval_ms", int(poll)),
                     ("probe_interval_ms", int(probe)),
+                    ("strategy", strategy.map(toml_str)),
                 ],
             );
-            let chat_servers: Vec<(String, String, u16)> = names
-                .into_iter()
-                .zip(hosts)
-                .map(|(name, (host, port))| (name, host, port))
-                .collect();
-            for (name, host, port) in &chat_servers {
+            let mut chat_servers = Vec::new();
+            let mut policies = Vec::new();
+            for (name, (host, port, (weight, max_connections, draining))) in
+                names.into_iter().zip(hosts)
+            {
                 table(
                     "[[chat_servers]]",
                     vec![
-                        ("name", Some(toml_str(name))),
-                        ("host", Some(toml_str(host))),
+                        ("name", Some(toml_str(&name))),
+                        ("host", Some(toml_str(&host))),
                         ("port", Some(port.to_string())),
+                        ("weight", int(weight)),
+                        ("max_connections", int(max_connections)),
+                        ("draining", draining.map(|d| d.to_string())),
                     ],
                 );
+                chat_servers.push((name, host, port));
+                policies.push((
+                    weight.unwrap_or(1),
+                    max_connections.unwrap_or(0),
+                    draining.unwrap_or(false),
+                ));
             }
 
             let expected = Expected {
@@ -299,7 +325,9 @@ fn valid_config() -> impl Strategy<Value = (Vec<Section>, Expected)> {
                 login_count_key: count_key.unwrap_or_else(|| "logincount".to_owned()),
                 poll_interval_ms: poll.unwrap_or(1_000),
                 probe_interval_ms: probe.unwrap_or(2_000),
+                strategy: strategy.unwrap_or("least_loaded").to_owned(),
                 chat_servers,
+                policies,
             };
             // Key order within a table does not matter; sometimes shuffle it.
             let sections = Just(sections);
@@ -361,6 +389,16 @@ fn check_expected(settings: &Settings, expected: &Expected) {
         .map(|s| (s.name.clone(), s.host.clone(), s.port))
         .collect();
     assert_eq!(servers, expected.chat_servers);
+    assert_eq!(settings.balancer.strategy.name(), expected.strategy);
+    let policies: Vec<(u64, u64, bool)> = settings
+        .chat_servers
+        .iter()
+        .map(|s| {
+            let p = s.policy;
+            (p.weight.get(), p.max_connections, p.draining)
+        })
+        .collect();
+    assert_eq!(policies, expected.policies);
 }
 
 // ---- ways to break a config ----
@@ -420,9 +458,13 @@ fn any_key() -> impl Strategy<Value = String> {
             "login_count_key",
             "poll_interval_ms",
             "probe_interval_ms",
+            "strategy",
             "name",
             "host",
             "port",
+            "weight",
+            "max_connections",
+            "draining",
             "chat_servers",
             "server",
             "redis",

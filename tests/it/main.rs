@@ -4,6 +4,7 @@
 //! that read log lines, send signals or check exit codes run the binary
 //! (`testkit::ServerProcess`).
 
+mod balancing;
 mod cluster;
 mod config_properties;
 mod faults;
