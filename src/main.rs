@@ -28,8 +28,10 @@ Config keys (default):
               min_replicas_ack (0 = no WAIT), token_ttl_secs (86400; 0 = never expire),
               command_timeout_ms (1000), token_prefix (\"utoken_\"),
               login_count_key (\"logincount\")
-  [balancer]  poll_interval_ms (1000), probe_interval_ms (2000; 0 = probing off)
-  [[chat_servers]]  name, host, port (required; at least one)";
+  [balancer]  strategy (\"least_loaded\" | \"weighted\" | \"p2c\"), poll_interval_ms (1000),
+              probe_interval_ms (2000; 0 = probing off)
+  [[chat_servers]]  name, host, port (required; at least one), weight (1),
+              max_connections (0 = no limit), draining (false)";
 
 use signals::Signals;
 
