@@ -224,9 +224,12 @@ impl Drop for NodeProcess {
 }
 
 /// The arguments of a data node on `port`, then `extra`: bound to
-/// 127.0.0.1, its files (log, cluster config) in `dir`, no persistence, and
-/// full syncs sent at once rather than after the default 5 s of waiting for
-/// more replicas.
+/// 127.0.0.1, its files (log, cluster config, the RDB of a full sync) in
+/// `dir`, no persistence. Full syncs go through a file: a diskless one
+/// waits 5 s for more replicas by default, and then streams commands only
+/// after the replica's next ACK, which comes up to a second after its link
+/// is up when its first one raced the end of the transfer; a `WAIT` right
+/// after start would then time out.
 pub(crate) fn data_node_args(dir: &Path, port: u16, extra: &[String]) -> Vec<String> {
     let mut args: Vec<String> = [
         "--port",
@@ -237,8 +240,8 @@ pub(crate) fn data_node_args(dir: &Path, port: u16, extra: &[String]) -> Vec<Str
         "",
         "--appendonly",
         "no",
-        "--repl-diskless-sync-delay",
-        "0",
+        "--repl-diskless-sync",
+        "no",
         "--dir",
         &dir.display().to_string(),
         "--logfile",

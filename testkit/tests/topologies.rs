@@ -19,9 +19,19 @@ fn set_cmd(key: &str, value: &str) -> redis::Cmd {
     cmd
 }
 
-/// `WAIT 1 1000` on `node`: the number of replicas that hold its writes.
-async fn wait_for_one_replica(node: &RedisNode) -> u64 {
-    node.query(redis::cmd("WAIT").arg(1).arg(1000)).await
+/// `SET key value` on `node`, then `WAIT 1 1000` on the same connection
+/// (WAIT counts the replicas that hold that connection's writes): how many
+/// replicas hold it.
+async fn set_on_a_replica_too(node: &RedisNode, key: &str, value: &str) -> u64 {
+    let ((), replicas): ((), u64) = redis::pipe()
+        .add_command(set_cmd(key, value))
+        .cmd("WAIT")
+        .arg(1)
+        .arg(1000)
+        .query_async(&mut node.conn().await)
+        .await
+        .unwrap_or_else(|err| panic!("SET {key} + WAIT on {}: {err}", node.port));
+    replicas
 }
 
 #[tokio::test]
@@ -36,8 +46,7 @@ async fn sentinel_set_promotes_the_replica_which_keeps_the_data_and_takes_writes
 
     let master = set.master().await;
     assert_eq!(master.role().await.as_deref(), Some("master"));
-    master.query::<()>(&set_cmd("utoken_1", "before")).await;
-    assert_eq!(wait_for_one_replica(&master).await, 1);
+    assert_eq!(set_on_a_replica_too(&master, "utoken_1", "before").await, 1);
 
     let old = set.kill_master().await;
     assert_eq!(old, master.port);
@@ -91,11 +100,12 @@ async fn cluster_spreads_keys_over_three_masters_and_promotes_a_replica() {
     }
 
     let victim = masters[0];
-    assert_eq!(wait_for_one_replica(&RedisNode::new(victim)).await, 1);
     let (victim_key, _) = owners
         .into_iter()
         .find(|&(_, port)| port == victim)
         .expect("every master serves some of the keys");
+    let replicas = set_on_a_replica_too(&RedisNode::new(victim), &victim_key, "kept").await;
+    assert_eq!(replicas, 1);
     cluster.kill_master(victim).await;
     let (new, took) = cluster.wait_for_promotion(victim).await;
     println!("cluster failover: master {victim} -> {new} in {took:?}");
@@ -110,6 +120,6 @@ async fn cluster_spreads_keys_over_three_masters_and_promotes_a_replica() {
     assert_eq!(cluster.master_of_key(&victim_key).await, new);
     let promoted = RedisNode::new(new);
     let kept: Option<String> = promoted.query(redis::cmd("GET").arg(&victim_key)).await;
-    assert_eq!(kept.as_deref(), Some("t"));
+    assert_eq!(kept.as_deref(), Some("kept"));
     promoted.query::<()>(&set_cmd(&victim_key, "after")).await;
 }
