@@ -6,12 +6,23 @@ use std::process::{Child, Command, Stdio};
 
 use tokio::task::JoinHandle;
 
+use crate::redis_node::RedisNode;
 use crate::{eventually, free_port};
 
-/// A private `redis-server`, killed on drop.
+/// A private `redis-server`, killed on drop. The queries on it are its
+/// [`RedisNode`]'s (through `Deref`): a server is a node plus its process.
 pub struct RedisServer {
     child: Child,
     pub port: u16,
+    node: RedisNode,
+}
+
+impl std::ops::Deref for RedisServer {
+    type Target = RedisNode;
+
+    fn deref(&self) -> &RedisNode {
+        &self.node
+    }
 }
 
 impl RedisServer {
@@ -33,7 +44,11 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server must be installed (.ci/run installs it)");
-        let server = RedisServer { child, port };
+        let server = RedisServer {
+            child,
+            port,
+            node: RedisNode::new(port),
+        };
         let client = server.client();
         eventually("redis-server to answer PING", || {
             let client = client.clone();
@@ -47,36 +62,6 @@ impl RedisServer {
         })
         .await;
         server
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    pub fn client(&self) -> redis::Client {
-        redis::Client::open(self.url()).expect("a redis:// URL with a port parses")
-    }
-
-    pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
-        self.client()
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connecting to the test redis-server")
-    }
-
-    /// Runs `cmd` on a connection of its own and returns the reply; panics
-    /// naming the command if it fails. One-off reads and writes in a test
-    /// stay one line, and a failure says which of them it was.
-    pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> T {
-        cmd.query_async(&mut self.conn().await)
-            .await
-            .unwrap_or_else(|err| panic!("{}: {err}", command_text(cmd)))
-    }
-
-    /// The token stored for `uid` (`GET utoken_<uid>`), if any.
-    pub async fn stored_token(&self, uid: i32) -> Option<String> {
-        self.query(redis::cmd("GET").arg(format!("utoken_{uid}")))
-            .await
     }
 
     /// `TTL key`: seconds left, -1 without expiry, -2 for no such key.
@@ -98,17 +83,6 @@ impl RedisServer {
                 .query_async(&mut conn)
                 .await
         })
-    }
-
-    /// Calls per command since the last `CONFIG RESETSTAT` (from `INFO commandstats`).
-    pub async fn command_calls(&self) -> HashMap<String, u64> {
-        let info: String = self.query(redis::cmd("INFO").arg("commandstats")).await;
-        parse_commandstats(&info)
-    }
-
-    pub async fn reset_stats(&self) {
-        self.query::<()>(redis::cmd("CONFIG").arg("RESETSTAT"))
-            .await;
     }
 
     /// Kills the server now (a crash, from the clients' point of view).
