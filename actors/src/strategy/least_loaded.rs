@@ -36,16 +36,7 @@ mod tests {
     use std::num::NonZeroU64;
 
     use super::*;
-
-    fn loads(loads: &[Option<u64>]) -> Vec<Candidate> {
-        loads
-            .iter()
-            .map(|&load| Candidate {
-                load,
-                weight: NonZeroU64::MIN,
-            })
-            .collect()
-    }
+    use crate::strategy::unweighted as loads;
 
     #[test]
     fn the_smallest_load_wins_whatever_the_weights() {

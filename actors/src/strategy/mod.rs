@@ -131,6 +131,19 @@ fn first_best_from(
     best.map(|(i, _)| i)
 }
 
+/// Candidates of weight 1 with these loads (`None`: not choosable), for
+/// the strategies' tests.
+#[cfg(test)]
+pub(crate) fn unweighted(loads: &[Option<u64>]) -> Vec<Candidate> {
+    loads
+        .iter()
+        .map(|&load| Candidate {
+            load,
+            weight: std::num::NonZeroU64::MIN,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

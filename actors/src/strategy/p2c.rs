@@ -77,19 +77,8 @@ impl Strategy for P2c {
 
 #[cfg(test)]
 mod tests {
-    use std::num::NonZeroU64;
-
     use super::*;
-
-    fn loads(loads: &[Option<u64>]) -> Vec<Candidate> {
-        loads
-            .iter()
-            .map(|&load| Candidate {
-                load,
-                weight: NonZeroU64::MIN,
-            })
-            .collect()
-    }
+    use crate::strategy::unweighted as loads;
 
     #[test]
     fn a_single_choosable_server_is_chosen() {
