@@ -55,6 +55,12 @@ impl RawConfig {
                     DEFAULT_METRICS_LISTEN,
                 )?),
             },
+            http_listen: match self.server.http_listen {
+                // Off unless set; an empty address also means off.
+                None => None,
+                Some(raw) if raw.get_ref().is_empty() => None,
+                Some(raw) => Some(parse_socket_addr(src, "server.http_listen", &raw)?),
+            },
             shutdown_grace: Duration::from_millis(checked_int(
                 src,
                 "server.shutdown_grace_ms",
@@ -322,9 +328,17 @@ fn socket_addr(
     raw: Option<Spanned<String>>,
     default: SocketAddr,
 ) -> Result<SocketAddr, ConfigError> {
-    let Some(raw) = raw else {
-        return Ok(default);
-    };
+    match raw {
+        None => Ok(default),
+        Some(raw) => parse_socket_addr(src, key, &raw),
+    }
+}
+
+fn parse_socket_addr(
+    src: &Source,
+    key: &str,
+    raw: &Spanned<String>,
+) -> Result<SocketAddr, ConfigError> {
     // std's parser takes only IP:port, no host names: binding must not depend on DNS.
     raw.get_ref().parse().map_err(|_| {
         src.at(
@@ -735,6 +749,38 @@ mod tests {
         let settings = parse(&format!("[server]\nmetrics_listen = \"\"\n{ONE_SERVER}"))
             .expect("empty metrics_listen is valid");
         assert_eq!(settings.server.metrics_listen, None);
+    }
+
+    #[test]
+    fn http_listen_is_off_unless_set() {
+        let off = parse(ONE_SERVER).expect("valid");
+        assert_eq!(off.server.http_listen, None);
+        let empty = parse(&format!("[server]\nhttp_listen = \"\"\n{ONE_SERVER}"))
+            .expect("empty http_listen is valid");
+        assert_eq!(empty.server.http_listen, None);
+        let on = parse(&format!(
+            "[server]\nhttp_listen = \"127.0.0.1:8080\"\n{ONE_SERVER}"
+        ))
+        .expect("valid");
+        assert_eq!(
+            on.server.http_listen,
+            Some("127.0.0.1:8080".parse().expect("literal"))
+        );
+    }
+
+    #[test]
+    fn unparsable_http_listen() {
+        let message = error(&format!(
+            "[server]\nhttp_listen = \"localhost:8080\"\n{ONE_SERVER}"
+        ));
+        assert_mentions(
+            &message,
+            &[
+                "line 2: ",
+                "server.http_listen = \"localhost:8080\"",
+                "not a socket address",
+            ],
+        );
     }
 
     #[test]
