@@ -1,6 +1,7 @@
 //! The drain signal: shutdown, as an explicit value passed down to every task
 //! that must react when draining starts (the gRPC listener, connections that
-//! never spoke, the health reporter, the metrics listener).
+//! never spoke, the health reporter, the metrics listener, the HTTP/JSON
+//! listener and its connections).
 
 use tokio::sync::watch;
 

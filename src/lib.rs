@@ -3,17 +3,19 @@
 //! [`server`] runs it (start, serve bound listeners under control events,
 //! drain, stop); [`config`] turns the TOML file into validated settings.
 //! Inside: `actors` starts, reloads and stops the actors, `grpc` is the gRPC
-//! front end (one service per file), `http_endpoints` serves `/metrics` and
-//! `/healthz`. The actors and balancing rules live in the `status-actors`
+//! front end (one service per file), `http_api` the HTTP/JSON one (docs/contract.md §9),
+//! both carrying the same `calls`; `http_endpoints` serves `/metrics` and `/healthz`. The actors and balancing rules live in the `status-actors`
 //! crate (`actors/`). `contract` holds the facts clients share (error codes, health names, exit
 //! codes). The specification is `docs/contract.md`.
 
 mod actors;
+mod calls;
 pub mod config;
 pub mod contract;
 mod drain;
 mod grpc;
 mod health;
+mod http_api;
 mod http_endpoints;
 mod metrics;
 pub mod redact;

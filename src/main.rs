@@ -21,7 +21,7 @@ mod signals;
 const CONFIG_KEYS: &str = "\
 Config keys (default):
   [server]    listen (\"0.0.0.0:50052\"), metrics_listen (\"127.0.0.1:9464\"; \"\" = off),
-              shutdown_grace_ms (10000)
+              http_listen (\"\" = off; HTTP/JSON), shutdown_grace_ms (10000)
   [redis]     mode (\"standalone\" | \"sentinel\" | \"cluster\"),
               url (standalone: \"redis://127.0.0.1:6379\"),
               sentinels, master_name (sentinel), nodes (cluster),

@@ -21,6 +21,23 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
+/// Which port carried a call, as the `protocol` label says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Grpc,
+    /// HTTP/JSON (docs/contract.md §9).
+    Http,
+}
+
+impl Protocol {
+    fn label(self) -> &'static str {
+        match self {
+            Protocol::Grpc => "grpc",
+            Protocol::Http => "http",
+        }
+    }
+}
+
 /// How an RPC ended, as the `outcome` label says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -70,11 +87,17 @@ impl RpcMetrics {
     }
 }
 
+/// The metrics of both calls on one protocol.
+pub struct CallMetrics {
+    pub get_chat_server: RpcMetrics,
+    pub login: RpcMetrics,
+}
+
 /// Every metric of the process, in its own registry.
 pub struct Metrics {
     registry: Registry,
-    pub get_chat_server: RpcMetrics,
-    pub login: RpcMetrics,
+    grpc: CallMetrics,
+    http: CallMetrics,
     /// Requests answered RESOURCE_EXHAUSTED by the in-flight limit.
     pub shed: IntCounter,
     /// GetChatServer calls refused: every alive server full or draining.
@@ -97,26 +120,34 @@ impl Metrics {
     pub fn new() -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("status_requests_total", "RPCs answered, by RPC and outcome"),
-            &["rpc", "outcome"],
+            Opts::new(
+                "status_requests_total",
+                "Calls answered, by protocol, RPC and outcome",
+            ),
+            &["protocol", "rpc", "outcome"],
         )?;
         let latency = HistogramVec::new(
             HistogramOpts::new(
                 "status_request_duration_seconds",
-                "Time from request to reply, by RPC",
+                "Time from request to reply, by protocol and RPC",
             )
             .buckets(LATENCY_BUCKETS.to_vec()),
-            &["rpc"],
+            &["protocol", "rpc"],
         )?;
-        let rpc = |name: &str| RpcMetrics {
-            outcomes: Outcome::ALL.map(|o| requests.with_label_values(&[name, o.label()])),
-            latency: latency.with_label_values(&[name]),
+        let rpc = |protocol: Protocol, name: &str| RpcMetrics {
+            outcomes: Outcome::ALL
+                .map(|o| requests.with_label_values(&[protocol.label(), name, o.label()])),
+            latency: latency.with_label_values(&[protocol.label(), name]),
+        };
+        let calls = |protocol| CallMetrics {
+            get_chat_server: rpc(protocol, "GetChatServer"),
+            login: rpc(protocol, "Login"),
         };
         let per_server =
             |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), &["server"]);
         let metrics = Metrics {
-            get_chat_server: rpc("GetChatServer"),
-            login: rpc("Login"),
+            grpc: calls(Protocol::Grpc),
+            http: calls(Protocol::Http),
             shed: IntCounter::new(
                 "status_requests_shed_total",
                 "Requests answered RESOURCE_EXHAUSTED because too many were in flight",
@@ -212,6 +243,14 @@ impl Metrics {
         registry.register(Box::new(metrics.redis_errors.clone()))?;
         registry.register(Box::new(metrics.redis_recoveries.clone()))?;
         Ok(metrics)
+    }
+
+    /// The metrics of the calls `protocol` carries.
+    pub fn calls(&self, protocol: Protocol) -> &CallMetrics {
+        match protocol {
+            Protocol::Grpc => &self.grpc,
+            Protocol::Http => &self.http,
+        }
     }
 
     /// The Prometheus text exposition, with the actors' state as given.
@@ -321,9 +360,14 @@ mod tests {
     fn records_outcomes_and_renders_prometheus_text() {
         let metrics = Metrics::new().expect("metric definitions are valid");
         let started = Instant::now();
-        metrics.get_chat_server.observe(Outcome::Ok, started);
-        metrics.get_chat_server.observe(Outcome::Ok, started);
-        metrics.login.observe(Outcome::TokenInvalid, started);
+        let grpc = metrics.calls(Protocol::Grpc);
+        grpc.get_chat_server.observe(Outcome::Ok, started);
+        grpc.get_chat_server.observe(Outcome::Ok, started);
+        grpc.login.observe(Outcome::TokenInvalid, started);
+        metrics
+            .calls(Protocol::Http)
+            .get_chat_server
+            .observe(Outcome::Ok, started);
         let text = metrics.render(
             &snapshot(),
             TokenStats {
@@ -332,19 +376,24 @@ mod tests {
             },
         );
         assert!(
-            text.contains("status_requests_total{outcome=\"ok\",rpc=\"GetChatServer\"} 2"),
+            text.contains(
+                "status_requests_total{outcome=\"ok\",protocol=\"grpc\",rpc=\"GetChatServer\"} 2"
+            ),
             "{text}"
         );
-        assert!(
-            text.contains("status_requests_total{outcome=\"token_invalid_1010\",rpc=\"Login\"} 1")
-        );
+        assert!(text.contains(
+            "status_requests_total{outcome=\"ok\",protocol=\"http\",rpc=\"GetChatServer\"} 1"
+        ));
+        assert!(text.contains(
+            "status_requests_total{outcome=\"token_invalid_1010\",protocol=\"grpc\",rpc=\"Login\"} 1"
+        ));
         assert!(text.contains("status_redis_errors_total{user=\"token\"} 3"));
         assert!(text.contains("status_redis_errors_total{user=\"poll\"} 2"));
         assert!(text.contains("status_load_hash_present 0"), "{text}");
         assert!(text.contains("status_build_info{version="));
-        assert!(
-            text.contains("status_request_duration_seconds_bucket{rpc=\"Login\",le=\"0.0001\"}")
-        );
+        assert!(text.contains(
+            "status_request_duration_seconds_bucket{protocol=\"grpc\",rpc=\"Login\",le=\"0.0001\"}"
+        ));
     }
 
     #[test]
@@ -393,6 +442,7 @@ mod tests {
         let metrics = Metrics::new().expect("metric definitions are valid");
         metrics.placements_refused.inc();
         metrics
+            .calls(Protocol::Grpc)
             .get_chat_server
             .observe(Outcome::ResourceExhausted, Instant::now());
         let text = metrics.render(&registry, TokenStats::default());
@@ -402,7 +452,7 @@ mod tests {
             "status_chat_server_capacity{server=\"a\"} 10",
             "status_chat_server_capacity{server=\"b\"} 0",
             "status_placements_refused_full_total 1",
-            "status_requests_total{outcome=\"resource_exhausted\",rpc=\"GetChatServer\"} 1",
+            "status_requests_total{outcome=\"resource_exhausted\",protocol=\"grpc\",rpc=\"GetChatServer\"} 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -31,15 +31,23 @@ pub fn plan_reload(running: &Settings, mut loaded: Settings) -> (Settings, Vec<S
         ));
         loaded.server.listen = running.server.listen;
     }
+    let shown =
+        |addr: Option<std::net::SocketAddr>| addr.map_or("off".to_string(), |a| a.to_string());
     if loaded.server.metrics_listen != running.server.metrics_listen {
-        let shown =
-            |addr: Option<std::net::SocketAddr>| addr.map_or("off".to_string(), |a| a.to_string());
         restart_needed.push(format!(
             "server.metrics_listen ({} -> {})",
             shown(running.server.metrics_listen),
             shown(loaded.server.metrics_listen)
         ));
         loaded.server.metrics_listen = running.server.metrics_listen;
+    }
+    if loaded.server.http_listen != running.server.http_listen {
+        restart_needed.push(format!(
+            "server.http_listen ({} -> {})",
+            shown(running.server.http_listen),
+            shown(loaded.server.http_listen)
+        ));
+        loaded.server.http_listen = running.server.http_listen;
     }
     (loaded, restart_needed)
 }
@@ -64,14 +72,16 @@ mod tests {
     fn listen_changes_are_kept_back_and_reported() {
         let running = settings("");
         let loaded = settings(
-            "[server]\nlisten = \"127.0.0.1:1\"\nmetrics_listen = \"127.0.0.1:2\"\nshutdown_grace_ms = 5",
+            "[server]\nlisten = \"127.0.0.1:1\"\nmetrics_listen = \"127.0.0.1:2\"\nhttp_listen = \"127.0.0.1:3\"\nshutdown_grace_ms = 5",
         );
         let (applied, restart) = plan_reload(&running, loaded);
         assert_eq!(applied.server.listen, running.server.listen);
         assert_eq!(applied.server.metrics_listen, running.server.metrics_listen);
+        assert_eq!(applied.server.http_listen, running.server.http_listen);
         assert_eq!(applied.server.shutdown_grace, Duration::from_millis(5));
-        assert_eq!(restart.len(), 2);
+        assert_eq!(restart.len(), 3);
         assert!(restart[0].starts_with("server.listen (0.0.0.0:50052 -> 127.0.0.1:1)"));
+        assert_eq!(restart[2], "server.http_listen (off -> 127.0.0.1:3)");
     }
 
     #[test]

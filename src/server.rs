@@ -9,8 +9,8 @@
 //!
 //! The order is the contract's (docs/contract.md §3 "Process"): the first
 //! poll and probes (each bounded by its timeout) run in [`Server::start`],
-//! before the caller binds the ports; on a stop the gRPC listener closes at
-//! once, accepted requests finish, then the poller, registry and token actor
+//! before the caller binds the ports; on a stop the gRPC and HTTP/JSON
+//! listeners close at once, accepted requests on both finish, then the poller, registry and token actor
 //! stop in that order and Redis closes.
 
 use std::fmt;
@@ -24,12 +24,14 @@ use tokio::sync::{mpsc, oneshot};
 use tonic_health::ServingStatus;
 
 use crate::actors::Actors;
+use crate::calls::StatusCalls;
 use crate::config::Settings;
 use crate::drain::drain_channel;
 use crate::grpc::{self, Backends};
 use crate::health;
+use crate::http_api;
 use crate::http_endpoints::{self, Endpoints};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Protocol};
 use crate::reload::ReloadOutcome;
 
 /// What the process (or a test) asks of a running server.
@@ -77,10 +79,12 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// The bound ports: gRPC, and HTTP for `/metrics` and `/healthz` when on.
+/// The bound ports: gRPC, HTTP for `/metrics` and `/healthz` when on, and HTTP/JSON
+/// when on.
 pub struct Listeners {
     pub grpc: std::net::TcpListener,
     pub metrics: Option<std::net::TcpListener>,
+    pub http: Option<std::net::TcpListener>,
 }
 
 impl Listeners {
@@ -94,7 +98,12 @@ impl Listeners {
         };
         let grpc = bind(settings.server.listen)?;
         let metrics = settings.server.metrics_listen.map(bind).transpose()?;
-        Ok(Listeners { grpc, metrics })
+        let http = settings.server.http_listen.map(bind).transpose()?;
+        Ok(Listeners {
+            grpc,
+            metrics,
+            http,
+        })
     }
 }
 
@@ -154,14 +163,15 @@ impl Server {
         let bound = (|| {
             let grpc = into_tokio(listeners.grpc)?;
             let metrics = listeners.metrics.map(into_tokio).transpose()?;
+            let http = listeners.http.map(into_tokio).transpose()?;
             // Metrics are recorded only when someone can read them.
             let recorder = match metrics {
                 Some(_) => Some(Arc::new(Metrics::new().map_err(StartError::Metrics)?)),
                 None => None,
             };
-            Ok((grpc, metrics, recorder))
+            Ok((grpc, metrics, http, recorder))
         })();
-        let (grpc_listener, metrics_listener, metrics) = match bound {
+        let (grpc_listener, metrics_listener, http_listener, metrics) = match bound {
             Ok(bound) => bound,
             Err(err) => {
                 actors.stop().await;
@@ -188,6 +198,21 @@ impl Server {
                 addr.map_or_else(String::new, |a| a.to_string())
             );
         }
+        // Joined while draining, like the gRPC port.
+        let mut http_api = http_listener.map(|listener| {
+            let addr = listener.local_addr().ok();
+            let calls = StatusCalls::new(
+                actors.registry.clone(),
+                actors.tokens.clone(),
+                metrics.clone(),
+                Protocol::Http,
+            );
+            log::info!(
+                "HTTP/JSON on http://{}",
+                addr.map_or_else(String::new, |a| a.to_string())
+            );
+            tokio::spawn(http_api::serve(listener, calls, drain_signal.clone()))
+        });
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         {
             // Health is right from the first request on; the task keeps it so.
@@ -257,12 +282,21 @@ impl Server {
             "{reason}: closing the listener, draining accepted requests (grace {} ms)",
             grace.as_millis()
         );
-        // The listener closes, connections that never spoke end, health turns
-        // NOT_SERVING and ends its Watch streams, the metrics listener closes.
+        // The listeners close, connections that never spoke (and idle HTTP/JSON ones) end,
+        // health turns NOT_SERVING and ends its Watch streams, the metrics listener closes.
         drain.start();
         let drain_started = Instant::now();
+        let drained = async {
+            let served = (&mut serve).await;
+            if let Some(http_api) = &mut http_api
+                && let Err(err) = http_api.await
+            {
+                log::error!("HTTP/JSON port failed while draining: {err}");
+            }
+            served
+        };
         let exit = tokio::select! {
-            served = tokio::time::timeout(grace, &mut serve) => match served {
+            served = tokio::time::timeout(grace, drained) => match served {
                 Ok(Ok(())) => {
                     log::info!("drained in {} ms", drain_started.elapsed().as_millis());
                     Exit::Drained
@@ -285,6 +319,10 @@ impl Server {
                 Exit::Forced
             }
         };
+        if let Some(http_api) = http_api {
+            // Past the grace: cut off the HTTP/JSON requests still running.
+            http_api.abort();
+        }
         actors.stop().await;
         log::info!("stopped");
         Ok(exit)

@@ -60,6 +60,8 @@ pub struct ServerSettings {
     /// HTTP address for `/metrics` and `/healthz`.
     /// `None` when set to `""`: no metrics listener.
     pub metrics_listen: Option<SocketAddr>,
+    /// HTTP/JSON address (docs/contract.md §9); `None` (the default, or `""`): off.
+    pub http_listen: Option<SocketAddr>,
     /// How long in-flight requests may drain after SIGTERM/SIGINT; never zero.
     pub shutdown_grace: Duration,
 }
@@ -245,6 +247,7 @@ mod tests {
             server: ServerSettings {
                 listen: "0.0.0.0:50052".parse().expect("literal"),
                 metrics_listen: Some("127.0.0.1:9464".parse().expect("literal")),
+                http_listen: None,
                 shutdown_grace: Duration::from_millis(10_000),
             },
             redis: RedisSettings {
@@ -326,6 +329,7 @@ mod tests {
 [server]
 listen = "[::1]:7000"
 metrics_listen = "10.1.2.3:9000"
+http_listen = "0.0.0.0:8080"
 shutdown_grace_ms = 2500
 
 [redis]
@@ -365,6 +369,7 @@ draining = false
                 server: ServerSettings {
                     listen: "[::1]:7000".parse().expect("literal"),
                     metrics_listen: Some("10.1.2.3:9000".parse().expect("literal")),
+                    http_listen: Some("0.0.0.0:8080".parse().expect("literal")),
                     shutdown_grace: Duration::from_millis(2500),
                 },
                 redis: RedisSettings {

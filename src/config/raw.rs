@@ -32,6 +32,7 @@ pub(super) struct RawConfig {
 pub(super) struct RawServer {
     pub(super) listen: Option<Spanned<String>>,
     pub(super) metrics_listen: Option<Spanned<String>>,
+    pub(super) http_listen: Option<Spanned<String>>,
     pub(super) shutdown_grace_ms: Option<Spanned<Int>>,
 }
 

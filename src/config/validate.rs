@@ -55,6 +55,12 @@ impl RawConfig {
                     DEFAULT_METRICS_LISTEN,
                 )?),
             },
+            http_listen: match self.server.http_listen {
+                // Off unless set; an empty address also means off.
+                None => None,
+                Some(raw) if raw.get_ref().is_empty() => None,
+                Some(raw) => Some(parse_socket_addr(src, "server.http_listen", &raw)?),
+            },
             shutdown_grace: Duration::from_millis(checked_int(
                 src,
                 "server.shutdown_grace_ms",
@@ -322,9 +328,17 @@ fn socket_addr(
     raw: Option<Spanned<String>>,
     default: SocketAddr,
 ) -> Result<SocketAddr, ConfigError> {
-    let Some(raw) = raw else {
-        return Ok(default);
-    };
+    match raw {
+        None => Ok(default),
+        Some(raw) => parse_socket_addr(src, key, &raw),
+    }
+}
+
+fn parse_socket_addr(
+    src: &Source,
+    key: &str,
+    raw: &Spanned<String>,
+) -> Result<SocketAddr, ConfigError> {
     // std's parser takes only IP:port, no host names: binding must not depend on DNS.
     raw.get_ref().parse().map_err(|_| {
         src.at(

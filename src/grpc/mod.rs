@@ -28,16 +28,18 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::pb::health_server::{Health, HealthServer};
 
 use crate::admin_proto::admin_server::AdminServer;
+use crate::calls::StatusCalls;
 use crate::drain::DrainSignal;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Protocol};
 use crate::proto::status_service_server::StatusServiceServer;
 use admin::{AdminService, ReloadRequest};
 use in_flight_limit::InFlightLimitLayer;
 use silent_connections::SilentUntilDrain;
 use status::StatusService;
 
-/// Largest request accepted; real requests are a few dozen bytes.
-const MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// Largest request accepted; real requests are a few dozen bytes. The HTTP/JSON port
+/// takes the same bound.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 /// Requests in flight beyond which new ones are shed with RESOURCE_EXHAUSTED.
 /// Far above what 2 cores serve well (about 512 in flight) and far below
@@ -47,7 +49,7 @@ pub const MAX_IN_FLIGHT: usize = 8192;
 /// An actor or the server loop is gone: only happens while shutting down.
 /// Shared by the gRPC services.
 fn shutting_down<E>(_: E) -> Status {
-    Status::unavailable("the server is shutting down")
+    Status::unavailable(crate::calls::SHUTTING_DOWN)
 }
 
 /// What the gRPC services talk to.
@@ -81,11 +83,12 @@ pub fn serve<H: Health>(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let shed = backends.metrics.as_ref().map(|m| m.shed.clone());
-    let status_service = StatusServiceServer::new(StatusService::new(
+    let status_service = StatusServiceServer::new(StatusService::new(StatusCalls::new(
         backends.registry.clone(),
         backends.tokens.clone(),
         backends.metrics,
-    ))
+        Protocol::Grpc,
+    )))
     .max_decoding_message_size(MAX_REQUEST_BYTES);
     let admin_service = AdminServer::new(AdminService::new(
         backends.registry,

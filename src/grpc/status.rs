@@ -1,53 +1,33 @@
-//! The `message.StatusService` gRPC service: wire <-> actor messages, nothing more.
+//! The `message.StatusService` gRPC service: wire <-> calls, nothing more.
 //!
-//! Each RPC becomes one message to an actor; the answer becomes a reply with a
-//! business error code (docs/contract.md §1) or a gRPC status for infrastructure
-//! failures: UNAVAILABLE, or RESOURCE_EXHAUSTED when every alive chat server is
-//! full or draining (§7). Decisions (validation, choice, token checks) live in the actors.
-//! Each call's outcome and latency are recorded when metrics are on.
+//! Each RPC is the shared call of [`crate::calls`] (the actor message, the reply with its
+//! business error code, docs/contract.md §1, and the metrics); a refusal becomes a gRPC
+//! status: UNAVAILABLE, or RESOURCE_EXHAUSTED when every alive chat server is full or
+//! draining (§7). Decisions (validation, choice, token checks) live in the actors.
 
-use std::sync::Arc;
-use std::time::Instant;
-
-use actix::Addr;
-use status_actors::server_registry::{PlaceUser, PlacementError, ServerRegistry};
-use status_actors::token::LoginCheck;
-use status_actors::token_actor::{CheckToken, TokenActor};
 use tonic::{Request, Response, Status};
 
-use super::shutting_down;
-use crate::contract::error_code;
-use crate::metrics::{Metrics, Outcome, RpcMetrics};
+use crate::calls::{Refusal, StatusCalls};
 use crate::proto::status_service_server::StatusService as StatusServiceRpc;
 use crate::proto::{GetChatServerReq, GetChatServerRsp, LoginReq, LoginRsp};
 
-/// Forwards both RPCs to the actors that own the state.
+/// Carries both RPCs to the shared calls.
 #[derive(Clone)]
 pub struct StatusService {
-    registry: Addr<ServerRegistry>,
-    tokens: Addr<TokenActor>,
-    /// `None` when metrics are off (no `metrics_listen`).
-    metrics: Option<Arc<Metrics>>,
+    calls: StatusCalls,
 }
 
 impl StatusService {
-    pub fn new(
-        registry: Addr<ServerRegistry>,
-        tokens: Addr<TokenActor>,
-        metrics: Option<Arc<Metrics>>,
-    ) -> Self {
-        StatusService {
-            registry,
-            tokens,
-            metrics,
-        }
+    pub fn new(calls: StatusCalls) -> Self {
+        StatusService { calls }
     }
+}
 
-    /// Records one finished call with the RPC metrics `pick` selects.
-    fn observe(&self, pick: fn(&Metrics) -> &RpcMetrics, outcome: Outcome, started: Instant) {
-        if let Some(metrics) = &self.metrics {
-            pick(metrics).observe(outcome, started);
-        }
+/// The gRPC status of a refusal.
+fn status_of(refusal: Refusal) -> Status {
+    match refusal {
+        Refusal::Unavailable(message) => Status::unavailable(message),
+        Refusal::Exhausted(message) => Status::resource_exhausted(message),
     }
 }
 
@@ -57,84 +37,20 @@ impl StatusServiceRpc for StatusService {
         &self,
         request: Request<GetChatServerReq>,
     ) -> Result<Response<GetChatServerRsp>, Status> {
-        let started = Instant::now();
-        let uid = request.into_inner().uid;
-        let placed = match self.registry.send(PlaceUser { uid }).await {
-            // The token write is awaited here, on this task.
-            Ok(Ok(pending)) => Ok(pending.finish().await),
-            Ok(Err(err)) => Ok(Err(err)),
-            Err(mailbox) => Err(mailbox),
-        };
-        let (outcome, reply) = match placed {
-            Ok(Ok(placement)) => (
-                Outcome::Ok,
-                Ok(GetChatServerRsp {
-                    error: error_code::SUCCESS,
-                    host: placement.server.host.clone(),
-                    port: placement.server.port.to_string(),
-                    token: placement.token,
-                }),
-            ),
-            Ok(Err(PlacementError::InvalidUid)) => (
-                Outcome::UidInvalid,
-                Ok(GetChatServerRsp {
-                    error: error_code::UID_INVALID,
-                    ..GetChatServerRsp::default()
-                }),
-            ),
-            Ok(Err(err @ PlacementError::NoServerChoosable(_))) => {
-                if let Some(metrics) = &self.metrics {
-                    metrics.placements_refused.inc();
-                }
-                (
-                    Outcome::ResourceExhausted,
-                    Err(Status::resource_exhausted(err.to_string())),
-                )
-            }
-            Ok(Err(err)) => (
-                Outcome::Unavailable,
-                Err(Status::unavailable(err.to_string())),
-            ),
-            Err(mailbox) => (Outcome::Unavailable, Err(shutting_down(mailbox))),
-        };
-        self.observe(|m| &m.get_chat_server, outcome, started);
-        reply.map(Response::new)
+        let GetChatServerReq { uid } = request.into_inner();
+        self.calls
+            .get_chat_server(uid)
+            .await
+            .map(Response::new)
+            .map_err(status_of)
     }
 
     async fn login(&self, request: Request<LoginReq>) -> Result<Response<LoginRsp>, Status> {
-        let started = Instant::now();
         let LoginReq { uid, token } = request.into_inner();
-        let (check, checked) = CheckToken::new(uid, token.clone());
-        self.tokens.do_send(check);
-        let (outcome, reply) = match checked.await {
-            Ok(LoginCheck::Valid) => (
-                Outcome::Ok,
-                Ok(LoginRsp {
-                    error: error_code::SUCCESS,
-                    uid,
-                    token,
-                }),
-            ),
-            Ok(LoginCheck::UidInvalid) => (
-                Outcome::UidInvalid,
-                Ok(LoginRsp {
-                    error: error_code::UID_INVALID,
-                    ..LoginRsp::default()
-                }),
-            ),
-            Ok(LoginCheck::TokenInvalid) => (
-                Outcome::TokenInvalid,
-                Ok(LoginRsp {
-                    error: error_code::TOKEN_INVALID,
-                    ..LoginRsp::default()
-                }),
-            ),
-            Err(failure) => (
-                Outcome::Unavailable,
-                Err(Status::unavailable(failure.to_string())),
-            ),
-        };
-        self.observe(|m| &m.login, outcome, started);
-        reply.map(Response::new)
+        self.calls
+            .login(uid, token)
+            .await
+            .map(Response::new)
+            .map_err(status_of)
     }
 }

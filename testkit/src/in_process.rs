@@ -22,6 +22,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// Where `/metrics` and `/healthz` are served, when on.
     pub metrics_addr: Option<SocketAddr>,
+    /// Where the HTTP/JSON port is, when on.
+    pub http_addr: Option<SocketAddr>,
     control: mpsc::Sender<Control>,
     exited: Option<std::sync::mpsc::Receiver<Result<Exit, StartError>>>,
     config_dir: tempfile::TempDir,
@@ -48,6 +50,10 @@ impl TestServer {
             .metrics
             .as_ref()
             .map(|l| l.local_addr().expect("a bound listener's address"));
+        let http_addr = listeners
+            .http
+            .as_ref()
+            .map(|l| l.local_addr().expect("a bound listener's address"));
         let (control, events) = mpsc::channel(4);
         let (exit_tx, exited) = std::sync::mpsc::channel();
         let path = config_path.clone();
@@ -71,6 +77,7 @@ impl TestServer {
         TestServer {
             addr,
             metrics_addr,
+            http_addr,
             control,
             exited: Some(exited),
             config_dir,
@@ -90,6 +97,16 @@ impl TestServer {
     /// `GET path` on the metrics listener: (status code, body).
     pub async fn http_get(&self, path: &str) -> (u16, String) {
         crate::http_get(self.metrics_addr.expect("the metrics listener is on"), path).await
+    }
+
+    /// `POST path` with `body` on the HTTP/JSON port, on a connection of its own.
+    pub async fn http_post(&self, path: &str, body: &str) -> crate::HttpReply {
+        crate::http_post(
+            self.http_addr.expect("the HTTP/JSON port is on"),
+            path,
+            body,
+        )
+        .await
     }
 
     /// Replaces the config file the server was started with (for a

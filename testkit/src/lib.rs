@@ -142,6 +142,70 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     (status, body.to_string())
 }
 
+/// An HTTP/1.1 response as read off the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpReply {
+    pub status: u16,
+    /// The header lines after the status line, as sent.
+    pub head: String,
+    pub body: String,
+}
+
+impl HttpReply {
+    /// The value of header `name` (case-insensitive), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+}
+
+/// Sends `request` (raw HTTP/1.1, asking the server to close) on a connection of its own
+/// and reads the response until the server closes it.
+pub async fn http_exchange(addr: SocketAddr, request: &[u8]) -> HttpReply {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connecting to the HTTP port");
+    stream
+        .write_all(request)
+        .await
+        .expect("sending the request");
+    let mut response = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut response))
+        .await
+        .expect("the response came in time")
+        .expect("reading the response");
+    parse_http_reply(&String::from_utf8_lossy(&response))
+}
+
+/// Splits one HTTP/1.1 response (with its body) into its parts.
+pub fn parse_http_reply(response: &str) -> HttpReply {
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((response, ""));
+    let (status_line, head) = head.split_once("\r\n").unwrap_or((head, ""));
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+    HttpReply {
+        status,
+        head: head.to_string(),
+        body: body.to_string(),
+    }
+}
+
+/// `POST path` with a JSON `body` on an HTTP/1.1 address.
+pub async fn http_post(addr: SocketAddr, path: &str, body: &str) -> HttpReply {
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    http_exchange(addr, request.as_bytes()).await
+}
+
 /// The most common set-up: a Redis where "chat1" (port 8090) is alive with
 /// count 0, and a server (in-process) configured with just that chat server.
 pub async fn server_with_one_chat_server() -> (RedisServer, TestServer) {

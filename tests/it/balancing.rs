@@ -130,7 +130,7 @@ async fn a_burst_of_100_onto_max_connections_10_places_exactly_10() {
     assert_eq!(
         sample(
             &metrics,
-            "status_requests_total{outcome=\"resource_exhausted\",rpc=\"GetChatServer\"}"
+            "status_requests_total{outcome=\"resource_exhausted\",protocol=\"grpc\",rpc=\"GetChatServer\"}"
         ),
         Some(90.0)
     );

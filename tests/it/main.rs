@@ -10,6 +10,7 @@ mod config_properties;
 mod faults;
 mod get_chat_server;
 mod hostile_input;
+mod http_api;
 mod ini_config;
 mod load_hash;
 mod login;

@@ -83,7 +83,7 @@ async fn started_process() -> (RedisServer, ServerProcess) {
 #[tokio::test]
 async fn metrics_parse_and_count_each_call() {
     let (_redis, server) = started().await;
-    let series = "status_requests_total{outcome=\"ok\",rpc=\"GetChatServer\"}";
+    let series = "status_requests_total{outcome=\"ok\",protocol=\"grpc\",rpc=\"GetChatServer\"}";
     let before = parse_prometheus(&server.http_get("/metrics").await.1)
         .get(series)
         .copied()
@@ -113,7 +113,9 @@ async fn metrics_parse_and_count_each_call() {
         Some(&1.0)
     );
     assert_eq!(samples.get("status_redis_up"), Some(&1.0));
-    assert!(samples.contains_key("status_request_duration_seconds_count{rpc=\"GetChatServer\"}"));
+    assert!(samples.contains_key(
+        "status_request_duration_seconds_count{protocol=\"grpc\",rpc=\"GetChatServer\"}"
+    ));
     assert!(samples.keys().any(|k| k.starts_with("status_build_info{")));
 }
 

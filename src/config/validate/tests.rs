@@ -521,3 +521,35 @@ fn policy_extremes_are_accepted() {
         (1, 1, true)
     );
 }
+
+#[test]
+fn http_listen_is_off_unless_set() {
+    let off = parse(ONE_SERVER).expect("valid");
+    assert_eq!(off.server.http_listen, None);
+    let empty = parse(&format!("[server]\nhttp_listen = \"\"\n{ONE_SERVER}"))
+        .expect("empty http_listen is valid");
+    assert_eq!(empty.server.http_listen, None);
+    let on = parse(&format!(
+        "[server]\nhttp_listen = \"127.0.0.1:8080\"\n{ONE_SERVER}"
+    ))
+    .expect("valid");
+    assert_eq!(
+        on.server.http_listen,
+        Some("127.0.0.1:8080".parse().expect("literal"))
+    );
+}
+
+#[test]
+fn unparsable_http_listen() {
+    let message = error(&format!(
+        "[server]\nhttp_listen = \"localhost:8080\"\n{ONE_SERVER}"
+    ));
+    assert_mentions(
+        &message,
+        &[
+            "line 2: ",
+            "server.http_listen = \"localhost:8080\"",
+            "not a socket address",
+        ],
+    );
+}
