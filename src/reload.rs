@@ -4,7 +4,7 @@
 //! moved, their weights, capacities and drains), the balancing strategy, TTL,
 //! token prefix, load hash key, intervals, timeouts and the Redis URL (a new
 //! connection is opened lazily). What is bound at start-up,
-//! the listening addresses, needs a restart: those keys keep their running
+//! the listening addresses and the reply compression, needs a restart: those keys keep their running
 //! values and the log says so. A file that does not validate changes nothing.
 
 use crate::config::Settings;
@@ -41,6 +41,15 @@ pub fn plan_reload(running: &Settings, mut loaded: Settings) -> (Settings, Vec<S
         ));
         loaded.server.metrics_listen = running.server.metrics_listen;
     }
+    // tonic fixes a service's reply encoding when it is built.
+    if loaded.server.compression != running.server.compression {
+        restart_needed.push(format!(
+            "server.compression ({} -> {})",
+            running.server.compression.name(),
+            loaded.server.compression.name()
+        ));
+        loaded.server.compression = running.server.compression;
+    }
     (loaded, restart_needed)
 }
 
@@ -72,6 +81,15 @@ mod tests {
         assert_eq!(applied.server.shutdown_grace, Duration::from_millis(5));
         assert_eq!(restart.len(), 2);
         assert!(restart[0].starts_with("server.listen (0.0.0.0:50052 -> 127.0.0.1:1)"));
+    }
+
+    #[test]
+    fn a_compression_change_is_kept_back_and_reported() {
+        let running = settings("");
+        let (applied, restart) =
+            plan_reload(&running, settings("[server]\ncompression = \"gzip\""));
+        assert_eq!(applied, running);
+        assert_eq!(restart, ["server.compression (none -> gzip)"]);
     }
 
     #[test]

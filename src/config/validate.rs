@@ -15,7 +15,8 @@ use toml::Spanned;
 use super::errors::Source;
 use super::raw::{Int, RawChatServer, RawConfig, RawRedis};
 use super::{
-    BalancerSettings, ConfigError, REDIS_URL_ENV, RedisSettings, ServerSettings, Settings, Topology,
+    BalancerSettings, ConfigError, REDIS_URL_ENV, RedisSettings, ReplyCompression, ServerSettings,
+    Settings, Topology,
 };
 use crate::redact::redact_url;
 
@@ -62,6 +63,7 @@ impl RawConfig {
                 DEFAULT_SHUTDOWN_GRACE_MS,
                 &POSITIVE_MILLIS,
             )?),
+            compression: reply_compression(src, self.server.compression)?,
         };
         let redis = self.redis.validate(src, url_override)?;
         let probe_interval_ms = checked_int(
@@ -314,6 +316,24 @@ fn balancer_strategy(
             ),
         )
     })
+}
+
+fn reply_compression(
+    src: &Source,
+    raw: Option<Spanned<String>>,
+) -> Result<ReplyCompression, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(ReplyCompression::default());
+    };
+    match raw.get_ref().as_str() {
+        "none" => Ok(ReplyCompression::None),
+        "gzip" => Ok(ReplyCompression::Gzip),
+        "zstd" => Ok(ReplyCompression::Zstd),
+        other => Err(src.at(
+            raw.span(),
+            format!("server.compression = {other:?}: must be \"none\", \"gzip\" or \"zstd\""),
+        )),
+    }
 }
 
 fn socket_addr(
@@ -582,7 +602,7 @@ mod tests {
     use std::time::Duration;
 
     use crate::config::testing::{EXAMPLE, ONE_SERVER, PATH, assert_mentions, error, parse};
-    use crate::config::{Settings, Topology};
+    use crate::config::{ReplyCompression, Settings, Topology};
 
     #[test]
     fn env_override_replaces_url() {
@@ -750,6 +770,32 @@ mod tests {
                 "not a socket address",
             ],
         );
+    }
+
+    #[test]
+    fn compression_is_none_gzip_or_zstd() {
+        for (value, expected) in [
+            ("none", ReplyCompression::None),
+            ("gzip", ReplyCompression::Gzip),
+            ("zstd", ReplyCompression::Zstd),
+        ] {
+            let settings = parse(&format!(
+                "[server]\ncompression = \"{value}\"\n{ONE_SERVER}"
+            ))
+            .expect("a known encoding");
+            assert_eq!(settings.server.compression, expected);
+        }
+        let message = error(&format!(
+            "[server]\nlisten = \"0.0.0.0:1\"\ncompression = \"deflate\"\n{ONE_SERVER}"
+        ));
+        assert_mentions(
+            &message,
+            &[
+                "line 3: ",
+                "server.compression = \"deflate\": must be \"none\", \"gzip\" or \"zstd\"",
+            ],
+        );
+        assert!(!message.contains('\n'), "one line: {message}");
     }
 
     #[test]
