@@ -12,6 +12,9 @@ use testkit::*;
 use tonic::Code;
 use tonic::transport::Channel;
 
+/// Most reads one pipeline of about 100 commands (8 KiB) may take.
+const READS_PER_PIPELINE: u64 = 3;
+
 /// Long enough that no poll runs while a test counts Redis commands (the
 /// first poll runs at start-up).
 const NO_POLLS_MS: u64 = 600_000;
@@ -50,8 +53,9 @@ async fn info_stat(conn: &mut redis::aio::MultiplexedConnection, name: &str) -> 
 }
 
 /// Reads Redis processed (socket read events, all clients) while `work`
-/// ran: a pipeline arrives in one read (if small enough), a round trip per
-/// command takes one read each.
+/// ran: a round trip per command takes one read each; a pipeline takes one,
+/// or a few when TCP hands it over in pieces (Redis reads at most 16 KiB at
+/// once, and a busy machine may deliver a write in several segments).
 async fn reads_during<T>(redis: &RedisServer, work: impl Future<Output = T>) -> (u64, T) {
     // One connection, opened before counting: the only read of its own is
     // the second INFO's.
@@ -200,21 +204,20 @@ async fn a_batch_is_one_pipeline_with_one_command_per_item() {
 
     let (reads, results) = reads_during(
         &redis,
-        get_servers(&mut client, (1..=200).chain([0]).collect()),
+        get_servers(&mut client, (1..=100).chain([0]).collect()),
     )
     .await;
     let results = results.expect("placed");
-    assert!(results[..200].iter().all(|r| r.error == 0));
+    assert!(results[..100].iter().all(|r| r.error == 0));
     let calls = redis.command_calls().await;
     assert_eq!(
         calls.get("set"),
-        Some(&200),
+        Some(&100),
         "one SET per valid uid: {calls:?}"
     );
-    // 200 SETs are about 16 KiB: Redis may take them in two reads.
-    assert!(reads <= 2, "one round trip, {reads} reads");
+    assert!(reads <= READS_PER_PIPELINE, "one round trip, {reads} reads");
 
-    let requests: Vec<LoginReq> = results[..200]
+    let requests: Vec<LoginReq> = results[..100]
         .iter()
         .zip(1..)
         .map(|(rsp, uid)| LoginReq {
@@ -228,17 +231,17 @@ async fn a_batch_is_one_pipeline_with_one_command_per_item() {
         .collect();
     let (reads, results) = reads_during(&redis, logins(&mut client, requests)).await;
     assert!(
-        results.expect("checked")[..200]
+        results.expect("checked")[..100]
             .iter()
             .all(|r| r.error == 0)
     );
     let calls = redis.command_calls().await;
     assert_eq!(
         calls.get("get"),
-        Some(&200),
+        Some(&100),
         "one GET per valid item: {calls:?}"
     );
-    assert!(reads <= 1, "one round trip, {reads} reads");
+    assert!(reads <= READS_PER_PIPELINE, "one round trip, {reads} reads");
 }
 
 #[tokio::test]
@@ -375,6 +378,6 @@ async fn batch_of_100_against_100_unary_calls() {
          sequential unary {sequential_reads} in {sequential_time:?}; \
          concurrent unary {concurrent_reads} in {concurrent_time:?}"
     );
-    assert!(batch_reads <= 1, "{batch_reads}");
+    assert!(batch_reads <= READS_PER_PIPELINE, "{batch_reads}");
     assert!(sequential_reads >= 100, "{sequential_reads}");
 }
