@@ -3,7 +3,11 @@
 //! and writes their descriptor set for gRPC server reflection.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    const PROTOS: [&str; 2] = ["proto/message.proto", "proto/admin.proto"];
+    const PROTOS: [&str; 3] = [
+        "proto/message.proto",
+        "proto/admin.proto",
+        "proto/batch.proto",
+    ];
     for proto in PROTOS {
         println!("cargo:rerun-if-changed={proto}");
     }

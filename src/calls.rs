@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::Addr;
-use status_actors::server_registry::{PlaceUser, PlacementError, ServerRegistry};
+use status_actors::redis_link::RedisFailure;
+use status_actors::server_registry::{PlaceUser, Placement, PlacementError, ServerRegistry};
 use status_actors::token::LoginCheck;
 use status_actors::token_actor::{CheckToken, TokenActor};
 
@@ -82,40 +83,17 @@ impl StatusCalls {
             Err(mailbox) => Err(mailbox),
         };
         let (outcome, reply) = match placed {
-            Ok(Ok(placement)) => (
-                Outcome::Ok,
-                Ok(GetChatServerRsp {
-                    error: error_code::SUCCESS,
-                    host: placement.server.host.clone(),
-                    port: placement.server.port.to_string(),
-                    token: placement.token,
-                }),
-            ),
-            Ok(Err(PlacementError::InvalidUid)) => (
-                Outcome::UidInvalid,
-                Ok(GetChatServerRsp {
-                    error: error_code::UID_INVALID,
-                    ..GetChatServerRsp::default()
-                }),
-            ),
-            Ok(Err(err @ PlacementError::NoServerChoosable(_))) => {
-                if let Some(metrics) = &self.metrics {
-                    metrics.placements_refused.inc();
-                }
-                (
-                    Outcome::ResourceExhausted,
-                    Err(Refusal::Exhausted(err.to_string())),
-                )
-            }
-            Ok(Err(err)) => (
-                Outcome::Unavailable,
-                Err(Refusal::Unavailable(err.to_string())),
-            ),
+            Ok(placed) => placement_reply(placed),
             Err(_mailbox) => (
                 Outcome::Unavailable,
                 Err(Refusal::Unavailable(SHUTTING_DOWN.to_string())),
             ),
         };
+        if outcome == Outcome::ResourceExhausted
+            && let Some(metrics) = &self.metrics
+        {
+            metrics.placements_refused.inc();
+        }
         self.observe(|m| &m.get_chat_server, outcome, started);
         reply
     }
@@ -125,35 +103,80 @@ impl StatusCalls {
         let started = Instant::now();
         let (check, checked) = CheckToken::new(uid, token.clone());
         self.tokens.do_send(check);
-        let (outcome, reply) = match checked.await {
-            Ok(LoginCheck::Valid) => (
-                Outcome::Ok,
-                Ok(LoginRsp {
-                    error: error_code::SUCCESS,
-                    uid,
-                    token,
-                }),
-            ),
-            Ok(LoginCheck::UidInvalid) => (
-                Outcome::UidInvalid,
-                Ok(LoginRsp {
-                    error: error_code::UID_INVALID,
-                    ..LoginRsp::default()
-                }),
-            ),
-            Ok(LoginCheck::TokenInvalid) => (
-                Outcome::TokenInvalid,
-                Ok(LoginRsp {
-                    error: error_code::TOKEN_INVALID,
-                    ..LoginRsp::default()
-                }),
-            ),
-            Err(failure) => (
-                Outcome::Unavailable,
-                Err(Refusal::Unavailable(failure.to_string())),
-            ),
-        };
+        let (outcome, reply) = login_reply(checked.await, uid, token);
         self.observe(|m| &m.login, outcome, started);
         reply
+    }
+}
+
+/// The reply to one GetChatServer, or its refusal, and how it ended. Shared
+/// with the batch service, whose items answer exactly the same.
+pub fn placement_reply(
+    placed: Result<Placement, PlacementError>,
+) -> (Outcome, Result<GetChatServerRsp, Refusal>) {
+    match placed {
+        Ok(placement) => (
+            Outcome::Ok,
+            Ok(GetChatServerRsp {
+                error: error_code::SUCCESS,
+                host: placement.server.host.clone(),
+                port: placement.server.port.to_string(),
+                token: placement.token,
+            }),
+        ),
+        Err(PlacementError::InvalidUid) => (Outcome::UidInvalid, Ok(uid_invalid())),
+        Err(err @ PlacementError::NoServerChoosable(_)) => (
+            Outcome::ResourceExhausted,
+            Err(Refusal::Exhausted(err.to_string())),
+        ),
+        Err(err) => (
+            Outcome::Unavailable,
+            Err(Refusal::Unavailable(err.to_string())),
+        ),
+    }
+}
+
+/// The GetChatServer reply for `uid <= 0`: 1011, every other field empty.
+pub fn uid_invalid() -> GetChatServerRsp {
+    GetChatServerRsp {
+        error: error_code::UID_INVALID,
+        ..GetChatServerRsp::default()
+    }
+}
+
+/// The reply to one Login of `uid` with `token`, or its refusal, and how it
+/// ended. Shared with the batch service.
+pub fn login_reply(
+    checked: Result<LoginCheck, RedisFailure>,
+    uid: i32,
+    token: String,
+) -> (Outcome, Result<LoginRsp, Refusal>) {
+    match checked {
+        Ok(LoginCheck::Valid) => (
+            Outcome::Ok,
+            Ok(LoginRsp {
+                error: error_code::SUCCESS,
+                uid,
+                token,
+            }),
+        ),
+        Ok(LoginCheck::UidInvalid) => (
+            Outcome::UidInvalid,
+            Ok(LoginRsp {
+                error: error_code::UID_INVALID,
+                ..LoginRsp::default()
+            }),
+        ),
+        Ok(LoginCheck::TokenInvalid) => (
+            Outcome::TokenInvalid,
+            Ok(LoginRsp {
+                error: error_code::TOKEN_INVALID,
+                ..LoginRsp::default()
+            }),
+        ),
+        Err(failure) => (
+            Outcome::Unavailable,
+            Err(Refusal::Unavailable(failure.to_string())),
+        ),
     }
 }

@@ -9,6 +9,7 @@
 //! codes). The specification is `docs/contract.md`.
 
 mod actors;
+pub mod batch;
 mod calls;
 pub mod config;
 pub mod contract;
@@ -34,5 +35,19 @@ pub mod admin_proto {
     tonic::include_proto!("statusadmin.v1");
 }
 
-/// Descriptors of both protos, for gRPC server reflection.
+/// Code generated from `proto/batch.proto` (package `statusbatch.v1`): batches
+/// of the StatusService calls (docs/contract.md §9), reusing `message`'s types.
+pub mod batch_proto {
+    // prost names `message`'s types by package, as `super::super::message`
+    // from the module of `statusbatch.v1`: these two lines give them that path.
+    use crate::proto as message;
+    mod statusbatch {
+        pub mod v1 {
+            tonic::include_proto!("statusbatch.v1");
+        }
+    }
+    pub use statusbatch::v1::*;
+}
+
+/// Descriptors of every proto, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("descriptors");

@@ -4,7 +4,7 @@
 //! moved, their weights, capacities and drains), the balancing strategy, TTL,
 //! token prefix, load hash key, intervals, timeouts and the Redis URL (a new
 //! connection is opened lazily). What is bound at start-up,
-//! the listening addresses, needs a restart: those keys keep their running
+//! the listening addresses and the reply compression, needs a restart: those keys keep their running
 //! values and the log says so. A file that does not validate changes nothing.
 
 use crate::config::Settings;
@@ -49,6 +49,15 @@ pub fn plan_reload(running: &Settings, mut loaded: Settings) -> (Settings, Vec<S
         ));
         loaded.server.http_listen = running.server.http_listen;
     }
+    // tonic fixes a service's reply encoding when it is built.
+    if loaded.server.compression != running.server.compression {
+        restart_needed.push(format!(
+            "server.compression ({} -> {})",
+            running.server.compression.name(),
+            loaded.server.compression.name()
+        ));
+        loaded.server.compression = running.server.compression;
+    }
     (loaded, restart_needed)
 }
 
@@ -82,6 +91,15 @@ mod tests {
         assert_eq!(restart.len(), 3);
         assert!(restart[0].starts_with("server.listen (0.0.0.0:50052 -> 127.0.0.1:1)"));
         assert_eq!(restart[2], "server.http_listen (off -> 127.0.0.1:3)");
+    }
+
+    #[test]
+    fn a_compression_change_is_kept_back_and_reported() {
+        let running = settings("");
+        let (applied, restart) =
+            plan_reload(&running, settings("[server]\ncompression = \"gzip\""));
+        assert_eq!(applied, running);
+        assert_eq!(restart, ["server.compression (none -> gzip)"]);
     }
 
     #[test]

@@ -239,7 +239,12 @@ impl Server {
             reloads: reload_tx,
             health: health_service,
         };
-        let serve = match grpc::serve(grpc_listener, backends, drain_signal) {
+        let serve = match grpc::serve(
+            grpc_listener,
+            backends,
+            settings.server.compression,
+            drain_signal,
+        ) {
             Ok(serve) => serve,
             Err(err) => {
                 actors.stop().await;

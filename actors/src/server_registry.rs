@@ -4,6 +4,8 @@
 //! one, feeds it the `LoadPoller`'s reports and config reloads, and joins a
 //! placement to the `TokenActor`: `PlaceUser` chooses a server, asks for the
 //! token, and settles the placement in the table once the write finished.
+//! `PlaceUsers` does the same for a batch call: one message, its users placed
+//! one after another, their tokens sent as one pipeline.
 //! Operators drain servers through it (`SetDraining`).
 
 use std::fmt;
@@ -22,7 +24,7 @@ pub use crate::server_table::{
 };
 use crate::strategy::{StrategyKind, random_seed};
 use crate::token::token_prefix_for_log;
-use crate::token_actor::{IssueToken, PendingReply, TokenActor};
+use crate::token_actor::{IssueToken, IssueTokens, PendingReply, TokenActor};
 
 /// Owns the balancing state; the only place it changes.
 pub struct ServerRegistry {
@@ -79,22 +81,69 @@ impl Handler<PlaceUser> for ServerRegistry {
             Ok(server) => server,
             Err(err) => return MessageResult(Err(err)),
         };
+        let (issue, pending) = self.token_request(msg.uid, server, ctx);
+        self.tokens.do_send(issue);
+        MessageResult(Ok(pending))
+    }
+}
+
+impl ServerRegistry {
+    /// The token request of a user placed on `server`, and the placement
+    /// its caller awaits.
+    fn token_request(
+        &self,
+        uid: i32,
+        server: Arc<ChatServer>,
+        ctx: &mut Context<Self>,
+    ) -> (IssueToken, PendingPlacement) {
         let registry = ctx.address();
         let settled = Arc::clone(&server);
         // Settled by the token actor when the write finishes, on the actors'
         // thread, even if the caller has gone away: load never leaks.
-        let (issue, token) = IssueToken::new(msg.uid, move |stored| {
+        let (issue, token) = IssueToken::new(uid, move |stored| {
             registry.do_send(Settle {
                 server: settled,
                 stored,
             });
         });
-        self.tokens.do_send(issue);
-        MessageResult(Ok(PendingPlacement {
-            uid: msg.uid,
-            token,
-            server,
-        }))
+        (issue, PendingPlacement { uid, token, server })
+    }
+}
+
+/// Places every uid of one batch call (docs/contract.md §9), as that many
+/// [`PlaceUser`]s would, and asks for their tokens in one [`IssueTokens`]
+/// (one pipeline). Item `i` is `None` for an invalid uid (answered 1011); a
+/// refusal is the whole batch's and places none (see
+/// [`ServerTable::place_all`]).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<Option<PendingPlacement>>, PlacementError>")]
+pub struct PlaceUsers {
+    pub uids: Vec<i32>,
+}
+
+impl Handler<PlaceUsers> for ServerRegistry {
+    type Result = MessageResult<PlaceUsers>;
+
+    fn handle(&mut self, msg: PlaceUsers, ctx: &mut Self::Context) -> Self::Result {
+        let placed = match self.table.place_all(&msg.uids) {
+            Ok(placed) => placed,
+            Err(err) => return MessageResult(Err(err)),
+        };
+        let mut issues = Vec::with_capacity(placed.len());
+        let pending = msg
+            .uids
+            .iter()
+            .zip(placed)
+            .map(|(&uid, server)| {
+                let (issue, pending) = self.token_request(uid, server?, ctx);
+                issues.push(issue);
+                Some(pending)
+            })
+            .collect();
+        if !issues.is_empty() {
+            self.tokens.do_send(IssueTokens(issues));
+        }
+        MessageResult(Ok(pending))
     }
 }
 

@@ -348,6 +348,32 @@ impl ServerTable {
         Ok(Arc::clone(&entry.server))
     }
 
+    /// Places every uid of one batch call (docs/contract.md §9) one after
+    /// another, as that many [`place`](Self::place) calls would, so the
+    /// in-flight counts spread them. Item `i` is `None` for an invalid uid
+    /// (its business error, nothing placed). A refusal (no server alive, or
+    /// each full or draining) is the whole batch's: every placement made for
+    /// it is released, so the batch places all its valid uids or none.
+    pub fn place_all(
+        &mut self,
+        uids: &[i32],
+    ) -> Result<Vec<Option<Arc<ChatServer>>>, PlacementError> {
+        let mut placed = Vec::with_capacity(uids.len());
+        for &uid in uids {
+            match self.place(uid) {
+                Ok(server) => placed.push(Some(server)),
+                Err(PlacementError::InvalidUid) => placed.push(None),
+                Err(refusal) => {
+                    for server in placed.into_iter().flatten() {
+                        self.settle(&server.name, false);
+                    }
+                    return Err(refusal);
+                }
+            }
+        }
+        Ok(placed)
+    }
+
     /// Why no server can be chosen: none alive (UNAVAILABLE), or each alive
     /// one full or draining (RESOURCE_EXHAUSTED); every server and its reason.
     fn refusal(&self) -> PlacementError {

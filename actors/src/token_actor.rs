@@ -21,6 +21,10 @@
 //! all of them concurrently on the cluster connection; per-slot batches
 //! would almost always hold one request.
 //!
+//! A batch call (`IssueTokens`, `CheckTokens`: docs/contract.md §9) sends its
+//! commands as one pipeline of its own, however many: one round trip per
+//! batch (in a cluster, one per item, as above).
+//!
 //! With `min_replicas_ack = N > 0`, each token `SET` is followed in the same
 //! round trip by `WAIT N command_timeout_ms`; a write that fewer than N
 //! replicas acknowledged fails (the caller answers UNAVAILABLE, no token).
@@ -223,10 +227,15 @@ impl TokenActor {
         }
     }
 
-    /// Sends the batch (one pipeline, or one per request in a cluster) and
-    /// answers its waiters when the replies return.
+    /// Sends the batch being filled (see [`TokenActor::send`]).
     fn flush(&mut self, ctx: &mut Context<Self>) {
         let Batch { requests } = std::mem::take(&mut self.batch);
+        self.send(requests, ctx);
+    }
+
+    /// Sends `requests` as one pipeline (one per request in a cluster) and
+    /// answers their waiters when the replies return.
+    fn send(&mut self, requests: Vec<(Vec<redis::Cmd>, Waiter)>, ctx: &mut Context<Self>) {
         if requests.is_empty() {
             return;
         }
@@ -427,10 +436,10 @@ impl IssueToken {
     }
 }
 
-impl Handler<IssueToken> for TokenActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: IssueToken, ctx: &mut Self::Context) {
+impl TokenActor {
+    /// The commands that store a fresh token for `msg.uid` (`SET`, and
+    /// `WAIT` when replicas must acknowledge), and their waiter.
+    fn store_request(&self, msg: IssueToken) -> (Vec<redis::Cmd>, Waiter) {
         let token = mint_token();
         let mut set = redis::cmd("SET");
         set.arg(self.key(msg.uid)).arg(&token);
@@ -452,6 +461,39 @@ impl Handler<IssueToken> for TokenActor {
             reply: msg.reply,
             on_done: msg.on_done,
         };
+        (cmds, waiter)
+    }
+
+    /// The `GET` that checks `msg`'s token, and its waiter; `None` when the
+    /// input alone decides (answered at once, Redis untouched).
+    fn check_request(&self, msg: CheckToken) -> Option<(Vec<redis::Cmd>, Waiter)> {
+        if let Some(rejected) = reject_login_input(msg.uid, &msg.token) {
+            let _ = msg.reply.send(Ok(rejected));
+            return None;
+        }
+        let mut get = redis::cmd("GET");
+        get.arg(self.key(msg.uid));
+        let waiter = Waiter::Checked {
+            presented: msg.token,
+            reply: msg.reply,
+        };
+        Some((vec![get], waiter))
+    }
+
+    /// Sends one batch call's requests as a pipeline of their own, whatever
+    /// their number (docs/contract.md §9: one round trip per batch). What
+    /// is being coalesced goes first, so commands leave in arrival order.
+    fn send_batch(&mut self, requests: Vec<(Vec<redis::Cmd>, Waiter)>, ctx: &mut Context<Self>) {
+        self.flush(ctx);
+        self.send(requests, ctx);
+    }
+}
+
+impl Handler<IssueToken> for TokenActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: IssueToken, ctx: &mut Self::Context) {
+        let (cmds, waiter) = self.store_request(msg);
         self.enqueue(cmds, waiter, ctx);
     }
 }
@@ -476,17 +518,46 @@ impl Handler<CheckToken> for TokenActor {
     type Result = ();
 
     fn handle(&mut self, msg: CheckToken, ctx: &mut Self::Context) {
-        if let Some(rejected) = reject_login_input(msg.uid, &msg.token) {
-            let _ = msg.reply.send(Ok(rejected));
-            return;
+        if let Some((cmds, waiter)) = self.check_request(msg) {
+            self.enqueue(cmds, waiter, ctx);
         }
-        let mut get = redis::cmd("GET");
-        get.arg(self.key(msg.uid));
-        let waiter = Waiter::Checked {
-            presented: msg.token,
-            reply: msg.reply,
-        };
-        self.enqueue(vec![get], waiter, ctx);
+    }
+}
+
+/// The token writes of one batch call (`statusbatch.v1.Batch/GetChatServers`):
+/// each answers on its own [`PendingReply`] as an [`IssueToken`] would, but
+/// they travel together in one pipeline of their own, never split.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct IssueTokens(pub Vec<IssueToken>);
+
+impl Handler<IssueTokens> for TokenActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: IssueTokens, ctx: &mut Self::Context) {
+        let requests = msg.0.into_iter().map(|issue| self.store_request(issue));
+        let requests = requests.collect();
+        self.send_batch(requests, ctx);
+    }
+}
+
+/// The token checks of one batch call (`statusbatch.v1.Batch/Logins`): each
+/// answers on its own [`PendingReply`] as a [`CheckToken`] would; the ones
+/// that need Redis travel together in one pipeline of their own.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct CheckTokens(pub Vec<CheckToken>);
+
+impl Handler<CheckTokens> for TokenActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CheckTokens, ctx: &mut Self::Context) {
+        let requests = msg
+            .0
+            .into_iter()
+            .filter_map(|check| self.check_request(check));
+        let requests = requests.collect();
+        self.send_batch(requests, ctx);
     }
 }
 

@@ -64,6 +64,31 @@ pub struct ServerSettings {
     pub http_listen: Option<SocketAddr>,
     /// How long in-flight requests may drain after SIGTERM/SIGINT; never zero.
     pub shutdown_grace: Duration,
+    /// How gRPC replies are compressed, for clients that accept it
+    /// (docs/contract.md §9); a restart key.
+    pub compression: ReplyCompression,
+}
+
+/// `server.compression`: the encoding of gRPC replies. Requests may come
+/// compressed with gzip, deflate or zstd whatever this says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReplyCompression {
+    /// Replies go uncompressed (the default).
+    #[default]
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl ReplyCompression {
+    /// Its config value.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReplyCompression::None => "none",
+            ReplyCompression::Gzip => "gzip",
+            ReplyCompression::Zstd => "zstd",
+        }
+    }
 }
 
 /// `[redis]`
@@ -249,6 +274,7 @@ mod tests {
                 metrics_listen: Some("127.0.0.1:9464".parse().expect("literal")),
                 http_listen: None,
                 shutdown_grace: Duration::from_millis(10_000),
+                compression: ReplyCompression::None,
             },
             redis: RedisSettings {
                 topology: Topology::Standalone {
@@ -331,6 +357,7 @@ listen = "[::1]:7000"
 metrics_listen = "10.1.2.3:9000"
 http_listen = "0.0.0.0:8080"
 shutdown_grace_ms = 2500
+compression = "zstd"
 
 [redis]
 mode = "standalone"
@@ -371,6 +398,7 @@ draining = false
                     metrics_listen: Some("10.1.2.3:9000".parse().expect("literal")),
                     http_listen: Some("0.0.0.0:8080".parse().expect("literal")),
                     shutdown_grace: Duration::from_millis(2500),
+                    compression: ReplyCompression::Zstd,
                 },
                 redis: RedisSettings {
                     topology: Topology::Standalone {

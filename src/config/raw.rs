@@ -34,6 +34,7 @@ pub(super) struct RawServer {
     pub(super) metrics_listen: Option<Spanned<String>>,
     pub(super) http_listen: Option<Spanned<String>>,
     pub(super) shutdown_grace_ms: Option<Spanned<Int>>,
+    pub(super) compression: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -15,7 +15,8 @@ use toml::Spanned;
 use super::errors::Source;
 use super::raw::{Int, RawChatServer, RawConfig, RawRedis};
 use super::{
-    BalancerSettings, ConfigError, REDIS_URL_ENV, RedisSettings, ServerSettings, Settings, Topology,
+    BalancerSettings, ConfigError, REDIS_URL_ENV, RedisSettings, ReplyCompression, ServerSettings,
+    Settings, Topology,
 };
 use crate::redact::redact_url;
 
@@ -68,6 +69,7 @@ impl RawConfig {
                 DEFAULT_SHUTDOWN_GRACE_MS,
                 &POSITIVE_MILLIS,
             )?),
+            compression: reply_compression(src, self.server.compression)?,
         };
         let redis = self.redis.validate(src, url_override)?;
         let probe_interval_ms = checked_int(
@@ -320,6 +322,24 @@ fn balancer_strategy(
             ),
         )
     })
+}
+
+fn reply_compression(
+    src: &Source,
+    raw: Option<Spanned<String>>,
+) -> Result<ReplyCompression, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(ReplyCompression::default());
+    };
+    match raw.get_ref().as_str() {
+        "none" => Ok(ReplyCompression::None),
+        "gzip" => Ok(ReplyCompression::Gzip),
+        "zstd" => Ok(ReplyCompression::Zstd),
+        other => Err(src.at(
+            raw.span(),
+            format!("server.compression = {other:?}: must be \"none\", \"gzip\" or \"zstd\""),
+        )),
+    }
 }
 
 fn socket_addr(

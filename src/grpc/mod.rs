@@ -3,13 +3,21 @@
 //!
 //! One service per file, each translating wire <-> actor messages and
 //! nothing more: [`status`] (`message.StatusService`, the deployed contract),
-//! [`admin`] (`statusadmin.v1.Admin`). Beside them tonic's
+//! [`batch`] (`statusbatch.v1.Batch`), [`admin`] (`statusadmin.v1.Admin`). Beside them tonic's
 //! `grpc.health.v1.Health` and server reflection. Cross-cutting concerns are
 //! small layers of their own: [`in_flight_limit`] sheds requests past a bound,
 //! [`silent_connections`] ends connections that never spoke once draining
 //! starts.
+//!
+//! Every service accepts requests compressed with gzip, deflate or zstd
+//! (docs/contract.md §9), and compresses its replies as `server.compression`
+//! says when the client accepts that encoding. tonic fixes both when a
+//! service is built, so the key needs a restart. Accepting costs
+//! uncompressed traffic nothing: tonic only looks at a message's
+//! compressed flag, and reads `grpc-encoding` only when it is set.
 
 pub mod admin;
+pub mod batch;
 pub mod in_flight_limit;
 pub mod silent_connections;
 pub mod status;
@@ -24,15 +32,19 @@ use status_actors::token_actor::TokenActor;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tonic::Status;
+use tonic::codec::CompressionEncoding;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::pb::health_server::{Health, HealthServer};
 
 use crate::admin_proto::admin_server::AdminServer;
+use crate::batch_proto::batch_server::BatchServer;
 use crate::calls::StatusCalls;
+use crate::config::ReplyCompression;
 use crate::drain::DrainSignal;
 use crate::metrics::{Metrics, Protocol};
 use crate::proto::status_service_server::StatusServiceServer;
 use admin::{AdminService, ReloadRequest};
+use batch::BatchService;
 use in_flight_limit::InFlightLimitLayer;
 use silent_connections::SilentUntilDrain;
 use status::StatusService;
@@ -64,11 +76,45 @@ pub struct Backends<H> {
     pub health: HealthServer<H>,
 }
 
+/// Request encodings every service accepts.
+const ACCEPTED_ENCODINGS: [CompressionEncoding; 3] = [
+    CompressionEncoding::Gzip,
+    CompressionEncoding::Deflate,
+    CompressionEncoding::Zstd,
+];
+
+/// Applies the compression settings to a generated tonic server: every
+/// accepted request encoding, and the reply encoding when one is set. A
+/// macro: each generated server has these builders, but no trait shares them.
+macro_rules! compressed {
+    ($service:expr, $reply:expr) => {{
+        let mut service = $service;
+        for encoding in ACCEPTED_ENCODINGS {
+            service = service.accept_compressed(encoding);
+        }
+        match $reply {
+            Some(encoding) => service.send_compressed(encoding),
+            None => service,
+        }
+    }};
+}
+
+/// tonic's encoding for replies, `None` for uncompressed ones.
+fn reply_encoding(compression: ReplyCompression) -> Option<CompressionEncoding> {
+    match compression {
+        ReplyCompression::None => None,
+        ReplyCompression::Gzip => Some(CompressionEncoding::Gzip),
+        ReplyCompression::Zstd => Some(CompressionEncoding::Zstd),
+    }
+}
+
 /// Serves every gRPC service on `listener` until `drain` starts, then lets
 /// accepted requests finish (tonic's graceful shutdown; the caller bounds it).
+/// Replies are compressed as `compression` says, to clients that accept it.
 pub fn serve<H: Health>(
     listener: TcpListener,
     backends: Backends<H>,
+    compression: ReplyCompression,
     drain: DrainSignal,
 ) -> Result<
     impl Future<Output = Result<(), tonic::transport::Error>>,
@@ -80,22 +126,38 @@ pub fn serve<H: Health>(
             .register_encoded_file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
-    let reflection_v1 = reflection().build_v1()?;
-    let reflection_v1alpha = reflection().build_v1alpha()?;
     let shed = backends.metrics.as_ref().map(|m| m.shed.clone());
-    let status_service = StatusServiceServer::new(StatusService::new(StatusCalls::new(
-        backends.registry.clone(),
-        backends.tokens.clone(),
-        backends.metrics,
-        Protocol::Grpc,
-    )))
-    .max_decoding_message_size(MAX_REQUEST_BYTES);
-    let admin_service = AdminServer::new(AdminService::new(
-        backends.registry,
-        backends.tokens,
-        backends.reloads,
-    ))
-    .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let reply = reply_encoding(compression);
+    let reflection_v1 = compressed!(reflection().build_v1()?, reply);
+    let reflection_v1alpha = compressed!(reflection().build_v1alpha()?, reply);
+    let status_service = compressed!(
+        StatusServiceServer::new(StatusService::new(StatusCalls::new(
+            backends.registry.clone(),
+            backends.tokens.clone(),
+            backends.metrics,
+            Protocol::Grpc,
+        )))
+        .max_decoding_message_size(MAX_REQUEST_BYTES),
+        reply
+    );
+    let batch_service = compressed!(
+        BatchServer::new(BatchService::new(
+            backends.registry.clone(),
+            backends.tokens.clone(),
+        ))
+        .max_decoding_message_size(MAX_REQUEST_BYTES),
+        reply
+    );
+    let admin_service = compressed!(
+        AdminServer::new(AdminService::new(
+            backends.registry,
+            backends.tokens,
+            backends.reloads,
+        ))
+        .max_decoding_message_size(MAX_REQUEST_BYTES),
+        reply
+    );
+    let health = compressed!(backends.health, reply);
     let incoming = TcpIncoming::from(listener)
         .with_nodelay(Some(true))
         .map_ok({
@@ -105,8 +167,9 @@ pub fn serve<H: Health>(
     Ok(tonic::transport::Server::builder()
         .layer(InFlightLimitLayer::new(MAX_IN_FLIGHT, shed))
         .add_service(status_service)
+        .add_service(batch_service)
         .add_service(admin_service)
-        .add_service(backends.health)
+        .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(incoming, drain.started()))

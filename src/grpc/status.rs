@@ -23,8 +23,8 @@ impl StatusService {
     }
 }
 
-/// The gRPC status of a refusal.
-fn status_of(refusal: Refusal) -> Status {
+/// The gRPC status of a refusal (shared with the batch service).
+pub(super) fn status_of(refusal: Refusal) -> Status {
     match refusal {
         Refusal::Unavailable(message) => Status::unavailable(message),
         Refusal::Exhausted(message) => Status::resource_exhausted(message),

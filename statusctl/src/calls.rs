@@ -1,10 +1,14 @@
 //! `get-server` and `login`: one call of the deployed `message.StatusService`, its reply
-//! printed as `key: value` lines or as a JSON object with the reply's fields.
+//! printed as `key: value` lines or as a JSON object with the reply's fields; and
+//! `get-servers`: one `statusbatch.v1.Batch/GetChatServers` call, a table row (or JSON
+//! object) per uid.
 //!
 //! The reply is printed whatever its `error`; a business error (`error != 0`) then also
 //! prints `statusctl: error: ...` on stderr and exits 1.
 
 use serde::Serialize;
+use status_server::batch_proto::GetChatServersReq;
+use status_server::batch_proto::batch_client::BatchClient;
 use status_server::contract::error_code;
 use status_server::proto::status_service_client::StatusServiceClient;
 use status_server::proto::{GetChatServerReq, LoginReq};
@@ -20,6 +24,14 @@ struct ServerReply {
     host: String,
     port: String,
     token: String,
+}
+
+/// One item of a GetChatServers reply, with the uid it answers.
+#[derive(Serialize)]
+struct BatchItem {
+    uid: i32,
+    #[serde(flatten)]
+    reply: ServerReply,
 }
 
 /// A Login reply.
@@ -40,7 +52,7 @@ fn error_text(code: i32) -> String {
 }
 
 pub async fn get_server(target: &Target, json: bool, uid: i32) -> Result<(), Failure> {
-    let mut client = StatusServiceClient::new(target.connect().await?);
+    let mut client = crate::client!(target, StatusServiceClient, target.connect().await?);
     let rsp = client
         .get_chat_server(GetChatServerReq { uid })
         .await
@@ -65,8 +77,61 @@ pub async fn get_server(target: &Target, json: bool, uid: i32) -> Result<(), Fai
     check_business("GetChatServer", reply.error)
 }
 
+pub async fn get_servers(target: &Target, json: bool, uids: Vec<i32>) -> Result<(), Failure> {
+    let mut client = crate::client!(target, BatchClient, target.connect().await?);
+    let results = client
+        .get_chat_servers(GetChatServersReq { uids: uids.clone() })
+        .await
+        .map_err(|status| Failure::grpc("GetChatServers", &status))?
+        .into_inner()
+        .results;
+    let items: Vec<BatchItem> = uids
+        .into_iter()
+        .zip(results)
+        .map(|(uid, rsp)| BatchItem {
+            uid,
+            reply: ServerReply {
+                error: rsp.error,
+                host: rsp.host,
+                port: rsp.port,
+                token: rsp.token,
+            },
+        })
+        .collect();
+    if json {
+        output::json(&items);
+    } else {
+        let rows: Vec<Vec<String>> = items
+            .iter()
+            .map(|item| {
+                vec![
+                    item.uid.to_string(),
+                    error_text(item.reply.error),
+                    item.reply.host.clone(),
+                    item.reply.port.clone(),
+                    item.reply.token.clone(),
+                ]
+            })
+            .collect();
+        output::emit(&output::table(
+            &["UID", "ERROR", "HOST", "PORT", "TOKEN"],
+            &rows,
+        ));
+    }
+    match items
+        .iter()
+        .find(|item| item.reply.error != error_code::SUCCESS)
+    {
+        Some(item) => check_business(
+            &format!("GetChatServers (uid {})", item.uid),
+            item.reply.error,
+        ),
+        None => Ok(()),
+    }
+}
+
 pub async fn login(target: &Target, json: bool, uid: i32, token: String) -> Result<(), Failure> {
-    let mut client = StatusServiceClient::new(target.connect().await?);
+    let mut client = crate::client!(target, StatusServiceClient, target.connect().await?);
     let rsp = client
         .login(LoginReq { uid, token })
         .await

@@ -95,7 +95,7 @@ struct ConnectOut {
 }
 
 pub async fn run(target: &Target, json: bool, uid: i32, hold: bool) -> Result<(), Failure> {
-    let mut client = StatusServiceClient::new(target.connect().await?);
+    let mut client = crate::client!(target, StatusServiceClient, target.connect().await?);
     let placed = client
         .get_chat_server(GetChatServerReq { uid })
         .await

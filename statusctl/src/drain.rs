@@ -36,7 +36,7 @@ fn state(out: &DrainOut) -> String {
 }
 
 pub async fn run(target: &Target, json: bool, name: String, draining: bool) -> Result<(), Failure> {
-    let mut client = AdminClient::new(target.connect().await?);
+    let mut client = crate::client!(target, AdminClient, target.connect().await?);
     let rsp = client
         .set_draining(SetDrainingReq {
             name: name.clone(),

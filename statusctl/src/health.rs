@@ -38,7 +38,7 @@ pub async fn run(target: &Target, json: bool, services: &[String]) -> Result<(),
     } else {
         services.to_vec()
     };
-    let mut client = HealthClient::new(target.connect().await?);
+    let mut client = crate::client!(target, HealthClient, target.connect().await?);
     let mut statuses = Vec::with_capacity(services.len());
     for service in &services {
         let rsp = client

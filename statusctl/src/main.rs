@@ -1,8 +1,9 @@
 //! `statusctl`: the operator's command line for status-server.
 //!
 //! ```text
-//! statusctl [--addr URL] [--admin-addr URL] [--json] [--timeout SECS] <command>
+//! statusctl [--addr URL] [--admin-addr URL] [--json] [--timeout SECS] [--compress ENC] <command>
 //!   get-server --uid N            GetChatServer: place a user, print host, port, token
+//!   get-servers --uids 1,2,3      Batch/GetChatServers: place several users in one call
 //!   login --uid N --token T       Login: check a user's token
 //!   connect --uid N [--hold]      a user's whole login flow: place it, connect to that
 //!                                 ChatServer, which checks the token with Login
@@ -21,6 +22,8 @@
 //! `config/status.toml`; the Admin commands (`servers`, `reload`, `drain`, `undrain`,
 //! `revoke`) call `--admin-addr`, which defaults to `--addr` because the Admin service
 //! shares the gRPC port for now. `--timeout` (default 5 s) bounds connecting and every call.
+//! `--compress gzip` (or `deflate`, `zstd`) compresses every request and accepts replies
+//! compressed so.
 //! Output is human-readable (`key: value` lines, tables) unless `--json`, which prints one
 //! JSON document on a single line of stdout. Progress and errors go to stderr only.
 //!
@@ -64,7 +67,7 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use failure::{EXIT_USAGE, Failure, one_line};
-use target::{Target, parse_addr, parse_positive_secs};
+use target::{Compress, Target, parse_addr, parse_positive_secs};
 
 const EXIT_CODES: &str = "\
 Exit status:
@@ -108,6 +111,10 @@ struct Cli {
     #[arg(long, global = true, value_name = "SECS", default_value = "5",
           value_parser = parse_positive_secs)]
     timeout: Duration,
+    /// Compress every request with this encoding, and accept replies compressed with it
+    /// (the server compresses replies as its server.compression says).
+    #[arg(long, global = true, value_name = "ENCODING")]
+    compress: Option<Compress>,
 
     #[command(subcommand)]
     cmd: Cmd,
@@ -124,6 +131,25 @@ enum Cmd {
         /// User id.
         #[arg(long, allow_negative_numbers = true)]
         uid: i32,
+    },
+    /// Place several users in one call (statusbatch.v1.Batch/GetChatServers): prints
+    /// uid, error, host, port and token per user.
+    #[command(
+        after_help = "One Redis round trip for the whole batch; at most 1000 uids, none \
+        twice.\n\nExit status: 0 error=0 for every uid; 1 a business error for some uid \
+        (1011 for uid <= 0); 3 unreachable or gRPC error (INVALID_ARGUMENT: too many or a \
+        repeated uid; UNAVAILABLE: no chat server alive, Redis down; RESOURCE_EXHAUSTED: \
+        the servers cannot take every user of the batch, none placed)."
+    )]
+    GetServers {
+        /// User ids, comma-separated: `--uids 1,2,3`.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            allow_negative_numbers = true,
+            required = true
+        )]
+        uids: Vec<i32>,
     },
     /// Check a user's login token (Login): prints error, uid and token.
     #[command(
@@ -298,17 +324,21 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
+    let compress = cli.compress.map(Into::into);
     let admin = Target {
         addr: cli.admin_addr.unwrap_or_else(|| cli.addr.clone()),
         timeout: cli.timeout,
+        compress,
     };
     let target = Target {
         addr: cli.addr,
         timeout: cli.timeout,
+        compress,
     };
     let json = cli.json;
     match cli.cmd {
         Cmd::GetServer { uid } => calls::get_server(&target, json, uid).await,
+        Cmd::GetServers { uids } => calls::get_servers(&target, json, uids).await,
         Cmd::Login { uid, token } => calls::login(&target, json, uid, token).await,
         Cmd::Connect { uid, hold } => connect::run(&target, json, uid, hold).await,
         Cmd::Servers => servers::run(&admin, json).await,

@@ -18,7 +18,7 @@ struct ReloadOut {
 }
 
 pub async fn run(target: &Target, json: bool) -> Result<(), Failure> {
-    let mut client = AdminClient::new(target.connect().await?);
+    let mut client = crate::client!(target, AdminClient, target.connect().await?);
     let rsp = client
         .reload(ReloadReq {})
         .await

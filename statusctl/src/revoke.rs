@@ -17,7 +17,7 @@ struct RevokeOut {
 }
 
 pub async fn run(target: &Target, json: bool, uid: i32) -> Result<(), Failure> {
-    let mut client = AdminClient::new(target.connect().await?);
+    let mut client = crate::client!(target, AdminClient, target.connect().await?);
     let rsp = client
         .revoke_token(RevokeTokenReq { uid })
         .await

@@ -156,7 +156,7 @@ fn render(out: &ServersOut, now_ms: u64) -> String {
 }
 
 pub async fn run(target: &Target, json: bool) -> Result<(), Failure> {
-    let mut client = AdminClient::new(target.connect().await?);
+    let mut client = crate::client!(target, AdminClient, target.connect().await?);
     let rsp = client
         .list_servers(ListServersReq {})
         .await

@@ -1,8 +1,9 @@
-//! Reaching the server: `--addr` and `--timeout` parsing, and one tonic `Channel` per
-//! HTTP/2 connection, bounded by the timeout.
+//! Reaching the server: `--addr` and `--timeout` parsing, one tonic `Channel` per
+//! HTTP/2 connection, bounded by the timeout, and `--compress` applied to each client.
 
 use std::time::Duration;
 
+use tonic::codec::CompressionEncoding;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::failure::{Failure, error_chain};
@@ -14,6 +15,40 @@ pub struct Target {
     pub addr: String,
     /// Bound on connecting and on every RPC.
     pub timeout: Duration,
+    /// `--compress`: requests go compressed with it, and replies so compressed are
+    /// accepted; `None`: plain.
+    pub compress: Option<CompressionEncoding>,
+}
+
+/// `--compress`: the encodings status-server accepts (docs/contract.md §9).
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Compress {
+    Gzip,
+    Deflate,
+    Zstd,
+}
+
+impl From<Compress> for CompressionEncoding {
+    fn from(compress: Compress) -> Self {
+        match compress {
+            Compress::Gzip => CompressionEncoding::Gzip,
+            Compress::Deflate => CompressionEncoding::Deflate,
+            Compress::Zstd => CompressionEncoding::Zstd,
+        }
+    }
+}
+
+/// A generated tonic client on `channel`, with the target's `--compress` applied. A
+/// macro: every generated client has these builders, but no trait shares them.
+#[macro_export]
+macro_rules! client {
+    ($target:expr, $client:ident, $channel:expr) => {{
+        let client = $client::new($channel);
+        match $target.compress {
+            Some(encoding) => client.send_compressed(encoding).accept_compressed(encoding),
+            None => client,
+        }
+    }};
 }
 
 impl Target {

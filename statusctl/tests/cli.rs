@@ -180,6 +180,58 @@ async fn get_server_and_login_print_the_reply_as_text_and_json() {
 }
 
 #[tokio::test]
+async fn get_servers_places_a_batch_in_one_call_with_a_row_per_uid() {
+    let port = free_port();
+    let (redis, server) = one_alive_server(port).await;
+
+    let run = ctl(&server, &["get-servers", "--uids", "1,2,3"]);
+    run.assert_code(0);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "header and a row per uid: {:?}", run.stdout);
+    assert!(lines[0].starts_with("UID  ERROR  HOST"), "{}", lines[0]);
+    for (line, uid) in lines[1..].iter().zip(1..) {
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(
+            cells[..4],
+            [&*uid.to_string(), "0", "127.0.0.1", &*port.to_string()]
+        );
+        assert_eq!(redis.stored_token(uid).await.as_deref(), Some(cells[4]));
+    }
+
+    // Compressed both ways, and JSON: an array in uid order, business errors per item.
+    let run = ctl(
+        &server,
+        &[
+            "--compress",
+            "gzip",
+            "--json",
+            "get-servers",
+            "--uids",
+            "4,0",
+        ],
+    );
+    run.assert_code(1);
+    let items = run.json();
+    assert_eq!(items[0]["uid"], 4);
+    assert_eq!(items[0]["error"], 0);
+    assert_eq!(items[1]["uid"], 0);
+    assert_eq!(items[1]["error"], 1011);
+    assert!(run.error_line().contains("uid 0"), "{}", run.stderr);
+
+    let run = ctl(&server, &["get-servers", "--uids", "5,5"]);
+    run.assert_code(3);
+    assert!(
+        run.error_line().contains("INVALID_ARGUMENT"),
+        "{}",
+        run.stderr
+    );
+
+    let run = ctl(&server, &["--compress", "zstd", "get-server", "--uid", "6"]);
+    run.assert_code(0);
+    assert_eq!(run.fields()["error"], "0");
+}
+
+#[tokio::test]
 async fn business_errors_exit_1_with_the_reply_on_stdout() {
     let (_redis, server) = one_alive_server(free_port()).await;
 
@@ -237,6 +289,7 @@ fn every_command_exits_3_when_no_server_listens() {
     let addr = format!("http://127.0.0.1:{}", free_port());
     for command in [
         &["get-server", "--uid", "1"][..],
+        &["get-servers", "--uids", "1,2"],
         &["login", "--uid", "1", "--token", "t"],
         &["connect", "--uid", "1"],
         &["servers"],
@@ -274,6 +327,7 @@ fn help_of_every_command_exits_0_and_usage_errors_exit_2() {
     assert!(run.stdout.contains("http://127.0.0.1:50052"));
     for command in [
         "get-server",
+        "get-servers",
         "login",
         "connect",
         "servers",
@@ -306,6 +360,9 @@ fn help_of_every_command_exits_0_and_usage_errors_exit_2() {
     for bad in [
         &["get-server"][..],
         &["get-server", "--uid", "x"],
+        &["get-servers"],
+        &["get-servers", "--uids", "1,x"],
+        &["--compress", "brotli", "servers"],
         &["--timeout", "0", "servers"],
         &["--addr", "https://secure:443", "servers"],
         &["bench", "--concurrency", "2", "--connections", "3"],

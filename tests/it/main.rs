@@ -5,7 +5,9 @@
 //! (`testkit::ServerProcess`).
 
 mod balancing;
+mod batch;
 mod cluster;
+mod compression;
 mod config_properties;
 mod faults;
 mod get_chat_server;

@@ -219,6 +219,7 @@ async fn reflection_lists_the_services() {
     for expected in [
         "message.StatusService",
         "statusadmin.v1.Admin",
+        "statusbatch.v1.Batch",
         "grpc.health.v1.Health",
     ] {
         assert!(

@@ -755,3 +755,42 @@ fn the_snapshot_says_why_a_server_cannot_take_a_user() {
         ]
     );
 }
+
+#[test]
+fn a_batch_spreads_like_that_many_placements_and_skips_invalid_uids() {
+    let mut table = polled(&[("a", 0), ("b", 0), ("c", 0)]);
+    let uids: Vec<i32> = (1..=300).chain([0, -5]).collect();
+    let placed = table.place_all(&uids).expect("three alive servers");
+    assert_eq!(placed.len(), 302);
+    assert!(placed[300].is_none() && placed[301].is_none());
+    for name in ["a", "b", "c"] {
+        assert_eq!(load_of(&table, name).in_flight, 100, "{name}");
+    }
+}
+
+#[test]
+fn a_batch_past_capacity_places_nothing() {
+    let servers = vec![steered("a", 1, 1, 3, false), steered("b", 2, 1, 2, false)];
+    let mut table = polled_with(servers, &[("a", 0), ("b", 0)], "least_loaded");
+    table.place(1).expect("room for one");
+    let refused = table.place_all(&[2, 3, 0, 4, 5, 6]);
+    assert!(matches!(refused, Err(PlacementError::NoServerChoosable(_))));
+    let in_flight = |t: &ServerTable| load_of(t, "a").in_flight + load_of(t, "b").in_flight;
+    assert_eq!(in_flight(&table), 1, "only the single placement stays");
+    let placed = table
+        .place_all(&[2, 3, 4, 5])
+        .expect("exactly room for four");
+    assert!(placed.iter().all(Option::is_some));
+    assert_eq!(in_flight(&table), 5);
+}
+
+#[test]
+fn a_batch_without_a_poll_is_refused_whole_but_invalid_uids_alone_are_not() {
+    let mut table = ServerTable::new(vec![server("a", 1)], false, StrategyKind::default(), SEED);
+    assert!(matches!(
+        table.place_all(&[1]),
+        Err(PlacementError::NoLoadData)
+    ));
+    let placed = table.place_all(&[0, -1]).expect("no uid needs a server");
+    assert_eq!(placed, [None, None]);
+}

@@ -3,7 +3,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::config::testing::{EXAMPLE, ONE_SERVER, PATH, assert_mentions, error, parse};
-use crate::config::{Settings, Topology};
+use crate::config::{ReplyCompression, Settings, Topology};
 
 #[test]
 fn env_override_replaces_url() {
@@ -552,4 +552,30 @@ fn unparsable_http_listen() {
             "not a socket address",
         ],
     );
+}
+
+#[test]
+fn compression_is_none_gzip_or_zstd() {
+    for (value, expected) in [
+        ("none", ReplyCompression::None),
+        ("gzip", ReplyCompression::Gzip),
+        ("zstd", ReplyCompression::Zstd),
+    ] {
+        let settings = parse(&format!(
+            "[server]\ncompression = \"{value}\"\n{ONE_SERVER}"
+        ))
+        .expect("a known encoding");
+        assert_eq!(settings.server.compression, expected);
+    }
+    let message = error(&format!(
+        "[server]\nlisten = \"0.0.0.0:1\"\ncompression = \"deflate\"\n{ONE_SERVER}"
+    ));
+    assert_mentions(
+        &message,
+        &[
+            "line 3: ",
+            "server.compression = \"deflate\": must be \"none\", \"gzip\" or \"zstd\"",
+        ],
+    );
+    assert!(!message.contains('\n'), "one line: {message}");
 }

@@ -162,7 +162,7 @@ pub async fn run(target: &Target, json: bool, args: &BenchArgs) -> Result<(), Fa
             pace
         });
         let worker = Worker {
-            client: StatusServiceClient::new(channels[connection].clone()),
+            client: crate::client!(target, StatusServiceClient, channels[connection].clone()),
             rpc: args.rpc,
             uid_base: args.uid_base,
             // A prime stride, so workers do not send the same uids at the same time.
