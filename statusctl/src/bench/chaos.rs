@@ -28,7 +28,7 @@ use status_server::proto::status_service_client::StatusServiceClient;
 use status_server::proto::{GetChatServerReq, LoginReq};
 use tonic::transport::Channel;
 
-use crate::failure::{Failure, code_name};
+use crate::failure::{Failure, code_name, one_line};
 use crate::output;
 use crate::target::{Target, parse_addr, parse_positive_secs};
 
@@ -77,6 +77,26 @@ struct Seen {
     /// Login right after GetChatServer, answered with `error != 0`: by code.
     login_rejected: BTreeMap<i32, u64>,
     minted: Vec<Minted>,
+    /// The first unexpected gRPC statuses, with when and where, to look up in the logs.
+    unexpected: Vec<String>,
+}
+
+impl Seen {
+    /// Counts a gRPC failure of `rpc` on instance `addr`, `at` seconds into the run.
+    fn failed(&mut self, rpc: &'static str, addr: &str, at: f64, status: &tonic::Status) {
+        let code = code_name(status.code());
+        let counts = match rpc {
+            "GetChatServer" => &mut self.get_chat_server,
+            _ => &mut self.login,
+        };
+        *counts.entry(code).or_default() += 1;
+        if !EXPECTED_CODES.contains(&code) && self.unexpected.len() < SAMPLE {
+            self.unexpected.push(format!(
+                "{at:.1}s {rpc} on {addr}: {code}: {}",
+                one_line(status.message())
+            ));
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -99,6 +119,7 @@ struct ChaosReport {
     get_chat_server_bad: BTreeMap<i32, u64>,
     login: BTreeMap<&'static str, u64>,
     login_rejected: BTreeMap<i32, u64>,
+    unexpected: Vec<String>,
     verify: Verify,
     /// Each broken invariant, in words; empty when all held.
     broken: Vec<String>,
@@ -109,6 +130,8 @@ struct Load {
     next_uid: AtomicI64,
     uid_base: i32,
     seen: Mutex<Seen>,
+    addrs: Vec<String>,
+    start: Instant,
     stop_at: Instant,
 }
 
@@ -127,10 +150,7 @@ impl Load {
             let mut seen = self.lock();
             match reply {
                 Err(status) => {
-                    *seen
-                        .get_chat_server
-                        .entry(code_name(status.code()))
-                        .or_default() += 1;
+                    seen.failed("GetChatServer", &self.addrs[index], self.at(), &status);
                     return;
                 }
                 Ok(rsp) => {
@@ -156,11 +176,12 @@ impl Load {
                 }
             }
         };
-        let mut client = self.clients[(index + 1) % k].clone();
+        let login_on = (index + 1) % k;
+        let mut client = self.clients[login_on].clone();
         let reply = client.login(LoginReq { uid, token }).await;
         let mut seen = self.lock();
         match reply {
-            Err(status) => *seen.login.entry(code_name(status.code())).or_default() += 1,
+            Err(status) => seen.failed("Login", &self.addrs[login_on], self.at(), &status),
             Ok(rsp) => {
                 *seen.login.entry("OK").or_default() += 1;
                 let error = rsp.into_inner().error;
@@ -169,6 +190,10 @@ impl Load {
                 }
             }
         }
+    }
+
+    fn at(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Seen> {
@@ -310,6 +335,8 @@ pub async fn run(timeout: Duration, json: bool, args: &ChaosArgs) -> Result<(), 
         next_uid: AtomicI64::new(0),
         uid_base: args.uid_base,
         seen: Mutex::new(Seen::default()),
+        addrs: args.instances.clone(),
+        start,
         stop_at: start + args.duration,
     });
     let period = Duration::from_secs_f64(f64::from(args.concurrency) / f64::from(args.rate));
@@ -375,6 +402,7 @@ pub async fn run(timeout: Duration, json: bool, args: &ChaosArgs) -> Result<(), 
         get_chat_server_bad: seen.get_chat_server_bad,
         login: seen.login,
         login_rejected: seen.login_rejected,
+        unexpected: seen.unexpected,
         verify,
         broken,
     };
@@ -422,6 +450,9 @@ impl ChaosReport {
         } else {
             self.broken.join("; ")
         };
+        for sample in &self.unexpected {
+            rows.push(("unexpected", sample.clone()));
+        }
         rows.push(("verdict", verdict));
         output::fields(&rows)
     }
