@@ -14,6 +14,9 @@
 //!   revoke --uid N                delete a user's login token (Admin/RevokeToken)
 //!   bench --rpc R --concurrency N --duration SECS [--connections C] [--uid-base U] ...
 //!                                 load the server; print requests/s and latency percentiles
+//!   chaos-load --instances URL,URL [--duration SECS] [--rate R] ...
+//!                                 GetChatServer + Login load over several instances; check
+//!                                 that every token handed out still passes Login (bench/chaos)
 //!   convert-config PATH.ini [--keep-password]
 //!                                 the C++ server's INI file as the equivalent TOML, on stdout
 //! ```
@@ -44,7 +47,7 @@
 //!
 //! Modules: `target` (address, timeout, channels), `failure` (errors and exit codes),
 //! `output` (tables, fields, JSON), one module per command (`calls`, `connect`, `servers`,
-//! `health`, `reload`, `drain`, `revoke`, `bench`, `convert_config`).
+//! `health`, `reload`, `drain`, `revoke`, `bench`, `bench::chaos`, `convert_config`).
 
 mod bench;
 mod calls;
@@ -256,6 +259,15 @@ enum Cmd {
         1 some business errors; 3 unreachable, some gRPC errors, or no call completed."
     )]
     Bench(bench::BenchArgs),
+    /// GetChatServer + Login load over several instances while something breaks them;
+    /// checks at the end that every token handed out passes Login (used by bench/chaos).
+    #[command(
+        after_help = "Every call uses a fresh uid. Counts gRPC outcomes per RPC; OK, \
+        UNAVAILABLE and RESOURCE_EXHAUSTED are expected, anything else breaks an invariant, \
+        as does a token rejected by the final check.\n\nExit status: 0 every invariant held; \
+        1 one broke (the report names it)."
+    )]
+    ChaosLoad(bench::chaos::ChaosArgs),
     /// Print the C++ StatusServer's INI file as the equivalent TOML config, commented.
     ///
     /// Reads PATH as `status-server --config PATH.ini` would (the same checks, the same
@@ -298,6 +310,10 @@ fn main() -> ExitCode {
     let runtime = match &cli.cmd {
         Cmd::Bench(args) => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(args.threads as usize)
+            .enable_all()
+            .build(),
+        Cmd::ChaosLoad(_) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
             .enable_all()
             .build(),
         _ => tokio::runtime::Builder::new_current_thread()
@@ -348,6 +364,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Undrain { name } => drain::run(&admin, json, name, false).await,
         Cmd::Revoke { uid } => revoke::run(&admin, json, uid).await,
         Cmd::Bench(args) => bench::run(&target, json, &args).await,
+        Cmd::ChaosLoad(args) => bench::chaos::run(target.timeout, json, &args).await,
         Cmd::ConvertConfig {
             path,
             keep_password,

@@ -18,6 +18,7 @@
 //! the server could not be reached, some call failed with a gRPC status, or no call
 //! completed. The report is printed in every case but the first of those.
 
+pub mod chaos;
 mod progress;
 mod report;
 pub mod seed;
