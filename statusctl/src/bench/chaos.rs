@@ -325,6 +325,7 @@ pub async fn run(timeout: Duration, json: bool, args: &ChaosArgs) -> Result<(), 
             let target = Target {
                 addr: addr.clone(),
                 timeout,
+                compress: None,
             };
             StatusServiceClient::new(target.endpoint().connect_lazy())
         })
