@@ -24,41 +24,55 @@ pub struct ReloadOutcome {
 /// need a restart (kept at their running values).
 pub fn plan_reload(running: &Settings, mut loaded: Settings) -> (Settings, Vec<String>) {
     let mut restart_needed = Vec::new();
-    if loaded.server.listen != running.server.listen {
-        restart_needed.push(format!(
-            "server.listen ({} -> {})",
-            running.server.listen, loaded.server.listen
-        ));
-        loaded.server.listen = running.server.listen;
-    }
-    let shown =
-        |addr: Option<std::net::SocketAddr>| addr.map_or("off".to_string(), |a| a.to_string());
-    if loaded.server.metrics_listen != running.server.metrics_listen {
-        restart_needed.push(format!(
-            "server.metrics_listen ({} -> {})",
-            shown(running.server.metrics_listen),
-            shown(loaded.server.metrics_listen)
-        ));
-        loaded.server.metrics_listen = running.server.metrics_listen;
-    }
-    if loaded.server.http_listen != running.server.http_listen {
-        restart_needed.push(format!(
-            "server.http_listen ({} -> {})",
-            shown(running.server.http_listen),
-            shown(loaded.server.http_listen)
-        ));
-        loaded.server.http_listen = running.server.http_listen;
-    }
+    let addr = |addr: &std::net::SocketAddr| addr.to_string();
+    let maybe_addr =
+        |addr: &Option<std::net::SocketAddr>| addr.map_or("off".to_string(), |a| a.to_string());
+    let (now, new) = (&running.server, &mut loaded.server);
+    keep_running(
+        "server.listen",
+        &now.listen,
+        &mut new.listen,
+        addr,
+        &mut restart_needed,
+    );
+    keep_running(
+        "server.metrics_listen",
+        &now.metrics_listen,
+        &mut new.metrics_listen,
+        maybe_addr,
+        &mut restart_needed,
+    );
+    keep_running(
+        "server.http_listen",
+        &now.http_listen,
+        &mut new.http_listen,
+        maybe_addr,
+        &mut restart_needed,
+    );
     // tonic fixes a service's reply encoding when it is built.
-    if loaded.server.compression != running.server.compression {
-        restart_needed.push(format!(
-            "server.compression ({} -> {})",
-            running.server.compression.name(),
-            loaded.server.compression.name()
-        ));
-        loaded.server.compression = running.server.compression;
-    }
+    keep_running(
+        "server.compression",
+        &now.compression,
+        &mut new.compression,
+        |c| c.name().to_string(),
+        &mut restart_needed,
+    );
     (loaded, restart_needed)
+}
+
+/// A restart key: when the reloaded value differs, it goes back to the
+/// running one and `restart_needed` says `key (running -> reloaded)`.
+fn keep_running<T: PartialEq + Clone>(
+    key: &str,
+    running: &T,
+    loaded: &mut T,
+    shown: impl Fn(&T) -> String,
+    restart_needed: &mut Vec<String>,
+) {
+    if loaded != running {
+        restart_needed.push(format!("{key} ({} -> {})", shown(running), shown(loaded)));
+        *loaded = running.clone();
+    }
 }
 
 /// Whether the Redis connection must be replaced to apply `loaded`.
