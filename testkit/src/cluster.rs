@@ -91,6 +91,14 @@ impl RedisCluster {
 
     /// Every node's address, `redis://127.0.0.1:P` (killed ones too), for
     /// `redis.nodes`.
+    /// The `[redis]` lines of a status-server config for this cluster.
+    pub fn redis_location(&self) -> String {
+        format!(
+            "mode = \"cluster\"\nnodes = {}",
+            crate::config::toml_list(&self.node_urls())
+        )
+    }
+
     pub fn node_urls(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.node.url()).collect()
     }

@@ -145,3 +145,9 @@ pub fn write_config_as(file_name: &str, text: &str) -> (tempfile::TempDir, PathB
         .expect("writing the test config");
     (dir, path)
 }
+
+/// `["a", "b"]`: strings as a TOML array.
+pub(crate) fn toml_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|item| format!("{item:?}")).collect();
+    format!("[{}]", quoted.join(", "))
+}

@@ -92,6 +92,15 @@ impl SentinelSet {
     }
 
     /// The name the sentinels monitor the master under, for `redis.master_name`.
+    /// The `[redis]` lines of a status-server config for this set.
+    pub fn redis_location(&self) -> String {
+        format!(
+            "mode = \"sentinel\"\nsentinels = {}\nmaster_name = \"{}\"",
+            crate::config::toml_list(&self.sentinel_urls()),
+            self.master_name()
+        )
+    }
+
     pub fn master_name(&self) -> &'static str {
         MASTER_NAME
     }

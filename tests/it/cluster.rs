@@ -16,13 +16,8 @@ async fn serve_on(cluster: &RedisCluster) -> TestServer {
     hash_node
         .query::<()>(redis::cmd("HSET").arg("logincount").arg("chat1").arg(0))
         .await;
-    let nodes: Vec<String> = cluster
-        .node_urls()
-        .iter()
-        .map(|url| format!("{url:?}"))
-        .collect();
     let mut config = TestConfig::located(
-        format!("mode = \"cluster\"\nnodes = [{}]", nodes.join(", ")),
+        cluster.redis_location(),
         vec![ChatServerEntry::new("chat1", 8090)],
     );
     config.command_timeout_ms = COMMAND_TIMEOUT_MS;

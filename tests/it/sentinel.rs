@@ -18,17 +18,8 @@ async fn serve_on(set: &SentinelSet, min_replicas_ack: u64) -> TestServer {
         .await
         .query::<()>(redis::cmd("HSET").arg("logincount").arg("chat1").arg(0))
         .await;
-    let sentinels: Vec<String> = set
-        .sentinel_urls()
-        .iter()
-        .map(|url| format!("{url:?}"))
-        .collect();
     let mut config = TestConfig::located(
-        format!(
-            "mode = \"sentinel\"\nsentinels = [{}]\nmaster_name = \"{}\"",
-            sentinels.join(", "),
-            set.master_name()
-        ),
+        set.redis_location(),
         vec![ChatServerEntry::new("chat1", 8090)],
     );
     config.min_replicas_ack = min_replicas_ack;
