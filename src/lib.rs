@@ -23,6 +23,9 @@ pub mod redact;
 pub mod reload;
 pub mod server;
 
+/// The gRPC port's limits on what one client can hold.
+pub use grpc::{MAX_IN_FLIGHT, MAX_STREAMS_PER_CONNECTION, REQUEST_DEADLINE};
+
 /// Code generated from `proto/message.proto` (package `message`): the
 /// deployed wire contract.
 pub mod proto {

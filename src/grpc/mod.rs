@@ -24,6 +24,7 @@ pub mod status;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::Addr;
 use futures_util::TryStreamExt;
@@ -57,6 +58,19 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 /// Far above what 2 cores serve well (about 512 in flight) and far below
 /// what would strain memory (a request in flight costs a few KiB).
 pub const MAX_IN_FLIGHT: usize = 8192;
+
+/// Streams one connection may have open at once (`SETTINGS_MAX_CONCURRENT_STREAMS`),
+/// so that no single connection can take the whole [`MAX_IN_FLIGHT`] budget.
+/// Health `Watch` streams count against it too, which bounds what one
+/// connection can make the server hold.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+
+/// Longest a request may take, from its headers to its reply, arrival of the
+/// whole body included: a request left one byte short is cut off (CANCELLED)
+/// and gives its in-flight permit back. Far above any legitimate call (Redis
+/// answers or fails within `command_timeout_ms` + 500 ms); streamed replies
+/// (health `Watch`) are not bounded by it once their headers are sent.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 
 /// An actor or the server loop is gone: only happens while shutting down.
 /// Shared by the gRPC services.
@@ -165,6 +179,10 @@ pub fn serve<H: Health>(
             move |stream| SilentUntilDrain::new(stream, drain.clone())
         });
     Ok(tonic::transport::Server::builder()
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        // tonic's timeout sits outside the layers: when it fires, the call and
+        // its permit are dropped.
+        .timeout(REQUEST_DEADLINE)
         .layer(InFlightLimitLayer::new(MAX_IN_FLIGHT, shed))
         .add_service(status_service)
         .add_service(batch_service)

@@ -14,6 +14,7 @@ mod get_chat_server;
 mod hostile_input;
 mod http_api;
 mod ini_config;
+mod limits;
 mod load_hash;
 mod login;
 mod operability;

@@ -1,0 +1,137 @@
+//! What one client can take from everyone else: streams on one connection,
+//! and half-sent requests. Each test misbehaves in miniature with a raw
+//! HTTP/2 client and checks a fresh client is still served at once.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use status_server::MAX_STREAMS_PER_CONNECTION;
+use status_server::proto::GetChatServerReq;
+use testkit::*;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+/// A fresh client's GetChatServer, with how long it took.
+async fn fresh_call(server: &TestServer) -> Duration {
+    let started = Instant::now();
+    let rsp = server
+        .client()
+        .await
+        .get_chat_server(GetChatServerReq { uid: 1 })
+        .await
+        .expect("a fresh client is served")
+        .into_inner();
+    assert_eq!(rsp.error, 0);
+    started.elapsed()
+}
+
+/// A gRPC request's headers for `path`, its body still to come.
+fn grpc_request(path: &str) -> tonic::codegen::http::Request<()> {
+    tonic::codegen::http::Request::builder()
+        .method("POST")
+        .uri(format!("http://status{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .expect("a valid request")
+}
+
+#[tokio::test]
+async fn one_connection_cannot_take_the_in_flight_budget() {
+    let (_redis, server) = server_with_one_chat_server().await;
+    let tcp = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let (mut sender, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    let (limit_tx, limit_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut connection = connection;
+        // The server's SETTINGS arrive with its first frames.
+        let _ = tokio::time::timeout(Duration::from_millis(500), &mut connection).await;
+        let _ = limit_tx.send(connection.max_concurrent_send_streams());
+        let _ = connection.await;
+    });
+    let advertised = limit_rx.await.expect("the connection task reports");
+    assert_eq!(advertised, MAX_STREAMS_PER_CONNECTION as usize);
+
+    // More streams than the whole in-flight budget, each with a body one byte
+    // short: a 5-byte gRPC frame header announcing 2 bytes, then 1 byte. The
+    // client queues what the server's limit does not let it open.
+    let mut held = Vec::new();
+    for _ in 0..(status_server::MAX_IN_FLIGHT + 100) {
+        let (response, mut body) = sender
+            .send_request(grpc_request("/message.StatusService/GetChatServer"), false)
+            .expect("the request is queued");
+        let _ = body.send_data(Bytes::from_static(&[0, 0, 0, 0, 2, 8]), false);
+        held.push((response, body));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let latency = fresh_call(&server).await;
+    assert!(latency < Duration::from_secs(1), "took {latency:?}");
+    drop(held);
+}
+
+#[tokio::test]
+async fn one_connection_cannot_open_more_health_watches_than_its_stream_limit() {
+    let (_redis, server) = server_with_one_chat_server().await;
+    let channel = server.channel().await;
+    let watches = MAX_STREAMS_PER_CONNECTION as usize + 50;
+    let (opened_tx, mut opened_rx) = tokio::sync::mpsc::channel(watches);
+    for _ in 0..watches {
+        let mut health = HealthClient::new(channel.clone());
+        let opened = opened_tx.clone();
+        tokio::spawn(async move {
+            let mut stream = health
+                .watch(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await?
+                .into_inner();
+            if stream.message().await?.is_some() {
+                let _ = opened.send(()).await;
+            }
+            // Held open until the test ends.
+            while stream.message().await?.is_some() {}
+            Ok::<_, tonic::Status>(())
+        });
+    }
+    let mut opened = 0;
+    while let Ok(Some(())) = tokio::time::timeout(Duration::from_secs(2), opened_rx.recv()).await {
+        opened += 1;
+    }
+    assert_eq!(opened, MAX_STREAMS_PER_CONNECTION as usize);
+    let latency = fresh_call(&server).await;
+    assert!(latency < Duration::from_secs(1), "took {latency:?}");
+}
+
+#[tokio::test]
+async fn a_half_sent_request_gives_its_permit_back_at_the_deadline() {
+    let (_redis, server) = server_with_one_chat_server().await;
+    let tcp = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let (mut sender, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    tokio::spawn(connection);
+    let (response, mut body) = sender
+        .send_request(grpc_request("/message.StatusService/GetChatServer"), false)
+        .expect("the request is sent");
+    body.send_data(Bytes::from_static(&[0, 0, 0, 0, 2, 8]), false)
+        .expect("the partial body is sent");
+    let started = Instant::now();
+    let response = tokio::time::timeout(
+        status_server::REQUEST_DEADLINE + Duration::from_secs(5),
+        response,
+    )
+    .await
+    .expect("the server answers by its deadline")
+    .expect("a response");
+    assert!(started.elapsed() >= status_server::REQUEST_DEADLINE - Duration::from_secs(1));
+    // CANCELLED (1), in the headers of a trailers-only reply.
+    let code = response
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    assert_eq!(code.as_deref(), Some("1"), "{response:?}");
+    fresh_call(&server).await;
+}
