@@ -2,7 +2,9 @@
 //! and `/healthz` (200 or 503 with a one-line reason).
 //!
 //! HTTP/1.1 only, read-only, and separate from the gRPC port so it can stay
-//! on a private address. It closes when the server starts draining.
+//! on a private address. It closes when the server starts draining. Accept
+//! errors are backed off (`accept_errors`), and a client that does not send
+//! its headers in time is dropped.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -11,13 +13,15 @@ use actix::Addr;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use status_actors::server_registry::{ServerRegistry, Snapshot};
 use status_actors::token_actor::{GetTokenStats, TokenActor};
 use tokio::net::TcpListener;
 
+use crate::accept_errors::AcceptErrors;
 use crate::drain::DrainSignal;
 use crate::health::healthz;
+use crate::http_api::HEADER_READ_TIMEOUT;
 use crate::metrics::Metrics;
 
 /// What the endpoints read.
@@ -32,13 +36,17 @@ pub struct Endpoints {
 pub async fn serve(listener: TcpListener, endpoints: Endpoints, drain: DrainSignal) {
     let drain_started = drain.started();
     tokio::pin!(drain_started);
+    let mut accept_errors = AcceptErrors::new("metrics listener");
     loop {
         let stream = tokio::select! {
             () = &mut drain_started => return,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok((stream, _peer)) => {
+                    accept_errors.accepted();
+                    stream
+                }
                 Err(err) => {
-                    log::warn!("metrics listener: accept failed: {err}");
+                    accept_errors.failed(&err).await;
                     continue;
                 }
             },
@@ -50,6 +58,9 @@ pub async fn serve(listener: TcpListener, endpoints: Endpoints, drain: DrainSign
                 async move { Ok::<_, Infallible>(respond(&endpoints, &request).await) }
             });
             let served = hyper::server::conn::http1::Builder::new()
+                // A client that never finishes its headers is dropped, as on the HTTP/JSON port.
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
             if let Err(err) = served {

@@ -8,6 +8,7 @@
 //! crate (`actors/`). `contract` holds the facts clients share (error codes, health names, exit
 //! codes). The specification is `docs/contract.md`.
 
+mod accept_errors;
 mod actors;
 pub mod batch;
 mod calls;

@@ -22,7 +22,8 @@ const CONFIG_KEYS: &str = "\
 Config keys (default):
   [server]    listen (\"0.0.0.0:50052\"), metrics_listen (\"127.0.0.1:9464\"; \"\" = off),
               http_listen (\"\" = off; HTTP/JSON), shutdown_grace_ms (10000),
-              compression (\"none\" | \"gzip\" | \"zstd\"; replies; restart to change)
+              compression (\"none\" | \"gzip\" | \"zstd\"; replies; restart to change),
+              max_connections (10000; gRPC connections open at once; restart to change)
   [redis]     mode (\"standalone\" | \"sentinel\" | \"cluster\"),
               url (standalone: \"redis://127.0.0.1:6379\"),
               sentinels, master_name (sentinel), nodes (cluster),

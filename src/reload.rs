@@ -57,6 +57,14 @@ pub fn plan_reload(running: &Settings, mut loaded: Settings) -> (Settings, Vec<S
         |c| c.name().to_string(),
         &mut restart_needed,
     );
+    // The cap is the gRPC accept loop's, built once at start.
+    keep_running(
+        "server.max_connections",
+        &now.max_connections,
+        &mut new.max_connections,
+        |n| n.to_string(),
+        &mut restart_needed,
+    );
     (loaded, restart_needed)
 }
 

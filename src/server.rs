@@ -243,6 +243,7 @@ impl Server {
             grpc_listener,
             backends,
             settings.server.compression,
+            settings.server.max_connections,
             drain_signal,
         ) {
             Ok(serve) => serve,

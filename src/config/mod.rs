@@ -67,6 +67,9 @@ pub struct ServerSettings {
     /// How gRPC replies are compressed, for clients that accept it
     /// (docs/contract.md §9); a restart key.
     pub compression: ReplyCompression,
+    /// gRPC connections open at once; past it a new one is closed at once.
+    /// A restart key.
+    pub max_connections: usize,
 }
 
 /// `server.compression`: the encoding of gRPC replies. Requests may come
@@ -275,6 +278,7 @@ mod tests {
                 http_listen: None,
                 shutdown_grace: Duration::from_millis(10_000),
                 compression: ReplyCompression::None,
+                max_connections: 10_000,
             },
             redis: RedisSettings {
                 topology: Topology::Standalone {
@@ -358,6 +362,7 @@ metrics_listen = "10.1.2.3:9000"
 http_listen = "0.0.0.0:8080"
 shutdown_grace_ms = 2500
 compression = "zstd"
+max_connections = 500
 
 [redis]
 mode = "standalone"
@@ -399,6 +404,7 @@ draining = false
                     http_listen: Some("0.0.0.0:8080".parse().expect("literal")),
                     shutdown_grace: Duration::from_millis(2500),
                     compression: ReplyCompression::Zstd,
+                    max_connections: 500,
                 },
                 redis: RedisSettings {
                     topology: Topology::Standalone {

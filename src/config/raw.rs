@@ -35,6 +35,7 @@ pub(super) struct RawServer {
     pub(super) http_listen: Option<Spanned<String>>,
     pub(super) shutdown_grace_ms: Option<Spanned<Int>>,
     pub(super) compression: Option<Spanned<String>>,
+    pub(super) max_connections: Option<Spanned<Int>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -23,6 +23,9 @@ use crate::redact::redact_url;
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 50052);
 const DEFAULT_METRICS_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9464);
 const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
+/// Well under a default file-descriptor limit raised for a server (65536), so that
+/// the probes, Redis and the other ports always find a descriptor.
+const DEFAULT_MAX_CLIENT_CONNECTIONS: u64 = 10_000;
 const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 const DEFAULT_TOKEN_TTL_SECS: u64 = 86_400;
 const DEFAULT_COMMAND_TIMEOUT_MS: u64 = 1_000;
@@ -70,6 +73,13 @@ impl RawConfig {
                 &POSITIVE_MILLIS,
             )?),
             compression: reply_compression(src, self.server.compression)?,
+            max_connections: checked_int(
+                src,
+                "server.max_connections",
+                self.server.max_connections,
+                DEFAULT_MAX_CLIENT_CONNECTIONS,
+                &CLIENT_CONNECTIONS,
+            )? as usize,
         };
         let redis = self.redis.validate(src, url_override)?;
         let probe_interval_ms = checked_int(
@@ -433,6 +443,14 @@ const MAX_CONNECTIONS: IntRule = IntRule {
 };
 
 /// An `EX` Redis accepts, or none.
+/// `server.max_connections`: gRPC connections open at once; a million is past any
+/// file-descriptor limit.
+const CLIENT_CONNECTIONS: IntRule = IntRule {
+    unit: "connections",
+    max: Max::Stated(1_000_000),
+    zero: Zero::Invalid,
+};
+
 const TOKEN_TTL_SECS: IntRule = IntRule {
     unit: "seconds",
     max: Max::Stated(MAX_TOKEN_TTL_SECS),

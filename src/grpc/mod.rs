@@ -6,8 +6,11 @@
 //! [`batch`] (`statusbatch.v1.Batch`), [`admin`] (`statusadmin.v1.Admin`). Beside them tonic's
 //! `grpc.health.v1.Health` and server reflection. Cross-cutting concerns are
 //! small layers of their own: [`in_flight_limit`] sheds requests past a bound,
+//! [`connection_cap`] bounds the connections open at once,
 //! [`silent_connections`] ends connections that never spoke once draining
-//! starts.
+//! starts or their handshake deadline passes. One connection has at most
+//! [`MAX_STREAMS_PER_CONNECTION`] streams open, and a request must be done
+//! within [`REQUEST_DEADLINE`].
 //!
 //! Every service accepts requests compressed with gzip, deflate or zstd
 //! (docs/contract.md §9), and compresses its replies as `server.compression`
@@ -18,6 +21,7 @@
 
 pub mod admin;
 pub mod batch;
+pub mod connection_cap;
 pub mod in_flight_limit;
 pub mod silent_connections;
 pub mod status;
@@ -27,14 +31,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Addr;
-use futures_util::TryStreamExt;
 use status_actors::server_registry::ServerRegistry;
 use status_actors::token_actor::TokenActor;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tonic::Status;
 use tonic::codec::CompressionEncoding;
-use tonic::transport::server::TcpIncoming;
 use tonic_health::pb::health_server::{Health, HealthServer};
 
 use crate::admin_proto::admin_server::AdminServer;
@@ -47,7 +49,6 @@ use crate::proto::status_service_server::StatusServiceServer;
 use admin::{AdminService, ReloadRequest};
 use batch::BatchService;
 use in_flight_limit::InFlightLimitLayer;
-use silent_connections::SilentUntilDrain;
 use status::StatusService;
 
 /// Largest request accepted; real requests are a few dozen bytes. The HTTP/JSON port
@@ -71,6 +72,12 @@ pub const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 /// answers or fails within `command_timeout_ms` + 500 ms); streamed replies
 /// (health `Watch`) are not bounded by it once their headers are sent.
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How often an HTTP/2 PING checks that a connection's peer is still there.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How long a PING may go unanswered before the connection is closed.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// An actor or the server loop is gone: only happens while shutting down.
 /// Shared by the gRPC services.
@@ -125,10 +132,12 @@ fn reply_encoding(compression: ReplyCompression) -> Option<CompressionEncoding> 
 /// Serves every gRPC service on `listener` until `drain` starts, then lets
 /// accepted requests finish (tonic's graceful shutdown; the caller bounds it).
 /// Replies are compressed as `compression` says, to clients that accept it.
+/// At most `max_connections` connections are open at once.
 pub fn serve<H: Health>(
     listener: TcpListener,
     backends: Backends<H>,
     compression: ReplyCompression,
+    max_connections: usize,
     drain: DrainSignal,
 ) -> Result<
     impl Future<Output = Result<(), tonic::transport::Error>>,
@@ -172,17 +181,15 @@ pub fn serve<H: Health>(
         reply
     );
     let health = compressed!(backends.health, reply);
-    let incoming = TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .map_ok({
-            let drain = drain.clone();
-            move |stream| SilentUntilDrain::new(stream, drain.clone())
-        });
+    let incoming = connection_cap::admitted(listener, max_connections, drain.clone());
     Ok(tonic::transport::Server::builder()
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
         // tonic's timeout sits outside the layers: when it fires, the call and
         // its permit are dropped.
         .timeout(REQUEST_DEADLINE)
+        // Dead peers are found and their connections closed.
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .layer(InFlightLimitLayer::new(MAX_IN_FLIGHT, shed))
         .add_service(status_service)
         .add_service(batch_service)

@@ -27,6 +27,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
+use crate::accept_errors::AcceptErrors;
 use crate::calls::StatusCalls;
 use crate::drain::DrainSignal;
 
@@ -42,15 +43,12 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request header; real ones are a few hundred bytes (hyper answers 431 beyond).
 const MAX_HEADER_BYTES: usize = 16 * 1024;
 
-/// A pause after a failed accept (e.g. out of file descriptors), so a persistent failure
-/// does not spin.
-const ACCEPT_RETRY: Duration = Duration::from_millis(10);
-
 /// Serves until draining starts, then until the last connection has ended.
 pub async fn serve(listener: TcpListener, calls: StatusCalls, drain: DrainSignal) {
     let drain_started = drain.clone().started();
     tokio::pin!(drain_started);
     let mut connections = JoinSet::new();
+    let mut accept_errors = AcceptErrors::new("HTTP/JSON listener");
     loop {
         let stream = tokio::select! {
             () = &mut drain_started => break,
@@ -62,10 +60,12 @@ pub async fn serve(listener: TcpListener, calls: StatusCalls, drain: DrainSignal
             }
             accepted = listener.accept(), if connections.len() < MAX_CONNECTIONS => {
                 match accepted {
-                    Ok((stream, _peer)) => stream,
+                    Ok((stream, _peer)) => {
+                        accept_errors.accepted();
+                        stream
+                    }
                     Err(err) => {
-                        log::warn!("HTTP/JSON listener: accept failed: {err}");
-                        tokio::time::sleep(ACCEPT_RETRY).await;
+                        accept_errors.failed(&err).await;
                         continue;
                     }
                 }

@@ -1,5 +1,5 @@
 //! What one client can take from everyone else: streams on one connection,
-//! and half-sent requests. Each test misbehaves in miniature with a raw
+//! half-sent requests, connections past the cap. Each test misbehaves in miniature with a raw
 //! HTTP/2 client and checks a fresh client is still served at once.
 
 use std::time::{Duration, Instant};
@@ -8,6 +8,7 @@ use bytes::Bytes;
 use status_server::MAX_STREAMS_PER_CONNECTION;
 use status_server::proto::GetChatServerReq;
 use testkit::*;
+use tokio::io::AsyncReadExt;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
@@ -133,5 +134,49 @@ async fn a_half_sent_request_gives_its_permit_back_at_the_deadline() {
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     assert_eq!(code.as_deref(), Some("1"), "{response:?}");
+    fresh_call(&server).await;
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_are_closed_at_once_and_the_open_ones_served() {
+    let redis = RedisServer::start().await;
+    set_loads(&redis, &[("chat1", "0")]).await;
+    let config = TestConfig::new(&redis, vec![ChatServerEntry::new("chat1", 8090)]);
+    let text = config
+        .to_toml()
+        .replacen("[server]\n", "[server]\nmax_connections = 20\n", 1);
+    let server = TestServer::start_with_config_text(&text).await;
+    let mut client = server.client().await;
+    client
+        .get_chat_server(GetChatServerReq { uid: 1 })
+        .await
+        .expect("the first client is served");
+    let mut silent = Vec::new();
+    for _ in 0..19 {
+        silent.push(
+            tokio::net::TcpStream::connect(server.addr)
+                .await
+                .expect("connect"),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut extra = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("the kernel accepts; the server closes it");
+    let mut buf = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(2), extra.read(&mut buf))
+        .await
+        .expect("closed at once, not left hanging");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+
+    let started = Instant::now();
+    client
+        .get_chat_server(GetChatServerReq { uid: 2 })
+        .await
+        .expect("an open connection is still served");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    drop(silent);
+    tokio::time::sleep(Duration::from_millis(300)).await;
     fresh_call(&server).await;
 }
