@@ -1,27 +1,55 @@
 //! Health as operators and load balancers see it.
 //!
 //! - `/healthz` (HTTP, beside `/metrics`): healthy when Redis answers (the
-//!   last poll succeeded) and at least one chat server is alive.
+//!   last poll succeeded and the token store is not in an outage) and at
+//!   least one chat server is alive.
 //! - `grpc.health.v1.Health` for `""` and `message.StatusService`: SERVING
 //!   while Redis answers, NOT_SERVING otherwise and while draining. A task
-//!   keeps it current from the registry; at drain it reports NOT_SERVING and
-//!   ends every Watch stream, so watchers cannot hold the shutdown open.
+//!   keeps it current from the registry and the token store; at drain it
+//!   reports NOT_SERVING and ends every Watch stream, so watchers cannot
+//!   hold the shutdown open.
+//!
+//! "Redis answers" is what calls see: a Redis that answers the poll's reads
+//! but refuses writes (out of memory, a read-only replica) fails every
+//! GetChatServer, so the token store's outage counts as much as the poll.
+//! While it lasts the health task has the token store try a write each
+//! period ([`ProbeWrites`]), so the outage ends when Redis takes writes
+//! again even if no call arrives.
 
 use std::time::Duration;
 
 use actix::Addr;
 use status_actors::server_registry::{RegistrySnapshot, ServerRegistry, Snapshot};
+use status_actors::token_actor::{GetTokenStats, ProbeWrites, TokenActor, TokenStats};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::contract::HEALTH_SERVICES;
 use crate::drain::DrainSignal;
 
+/// What health is decided from: the registry's view and the token store's.
+pub struct HealthInputs {
+    pub snapshot: RegistrySnapshot,
+    pub tokens: TokenStats,
+}
+
+impl HealthInputs {
+    /// Asks both actors; `None` when one is gone (shutting down).
+    pub async fn ask(registry: &Addr<ServerRegistry>, tokens: &Addr<TokenActor>) -> Option<Self> {
+        let snapshot = registry.send(Snapshot).await.ok()?;
+        let tokens = tokens.send(GetTokenStats).await.ok()?;
+        Some(HealthInputs { snapshot, tokens })
+    }
+}
+
 /// The `/healthz` verdict: `Ok(summary)` or `Err(reason)`, one line each.
-pub fn healthz(snapshot: &RegistrySnapshot) -> Result<String, String> {
+pub fn healthz(inputs: &HealthInputs) -> Result<String, String> {
+    let snapshot = &inputs.snapshot;
     let (alive, configured) = (snapshot.alive_count(), snapshot.servers.len());
     if !snapshot.redis_ok {
         Err("redis: the last poll of the load hash failed".to_string())
+    } else if inputs.tokens.in_outage {
+        Err("redis: the token store's last commands failed".to_string())
     } else if alive == 0 {
         Err(format!("no chat server is alive (0 of {configured})"))
     } else {
@@ -29,10 +57,11 @@ pub fn healthz(snapshot: &RegistrySnapshot) -> Result<String, String> {
     }
 }
 
-/// The gRPC serving status: it follows Redis only, since without a chat
-/// server the answers (UNAVAILABLE) are still the right ones.
-pub fn grpc_status(snapshot: &RegistrySnapshot) -> ServingStatus {
-    if snapshot.redis_ok {
+/// The gRPC serving status: it follows Redis only (the poll and the token
+/// store), since without a chat server the answers (UNAVAILABLE) are still
+/// the right ones.
+pub fn grpc_status(inputs: &HealthInputs) -> ServingStatus {
+    if inputs.snapshot.redis_ok && !inputs.tokens.in_outage {
         ServingStatus::Serving
     } else {
         ServingStatus::NotServing
@@ -53,6 +82,7 @@ pub async fn update_grpc_health(
     mut reporter: HealthReporter,
     current: ServingStatus,
     registry: Addr<ServerRegistry>,
+    tokens: Addr<TokenActor>,
     period: Duration,
     drain: DrainSignal,
 ) {
@@ -65,8 +95,11 @@ pub async fn update_grpc_health(
         tokio::select! {
             () = &mut drain_started => break,
             _ = ticks.tick() => {
-                let Ok(snapshot) = registry.send(Snapshot).await else { break };
-                let status = grpc_status(&snapshot);
+                let Some(inputs) = HealthInputs::ask(&registry, &tokens).await else { break };
+                if inputs.tokens.in_outage {
+                    tokens.do_send(ProbeWrites);
+                }
+                let status = grpc_status(&inputs);
                 if last != Some(status) {
                     // Log once it is in effect: tests and operators read the
                     // log as "Check answers this now".
@@ -92,6 +125,23 @@ mod tests {
     use status_actors::strategy::StrategyKind;
     use status_actors::{ChatServer, ServerPolicy};
     use std::sync::Arc;
+
+    fn inputs(redis_ok: bool, alive: &[bool]) -> HealthInputs {
+        HealthInputs {
+            snapshot: snapshot(redis_ok, alive),
+            tokens: TokenStats::default(),
+        }
+    }
+
+    fn token_outage() -> HealthInputs {
+        HealthInputs {
+            snapshot: snapshot(true, &[true]),
+            tokens: TokenStats {
+                in_outage: true,
+                ..TokenStats::default()
+            },
+        }
+    }
 
     fn snapshot(redis_ok: bool, alive: &[bool]) -> RegistrySnapshot {
         let servers = alive
@@ -127,22 +177,25 @@ mod tests {
     #[test]
     fn healthy_needs_redis_and_an_alive_server() {
         assert_eq!(
-            healthz(&snapshot(true, &[false, true])),
+            healthz(&inputs(true, &[false, true])),
             Ok("ok: 1 of 2 chat servers alive".into())
         );
-        assert!(healthz(&snapshot(true, &[false, false])).is_err_and(|why| why.contains("0 of 2")));
-        assert!(healthz(&snapshot(false, &[true])).is_err_and(|why| why.contains("redis")));
+        assert!(healthz(&inputs(true, &[false, false])).is_err_and(|why| why.contains("0 of 2")));
+        assert!(healthz(&inputs(false, &[true])).is_err_and(|why| why.contains("redis")));
     }
 
     #[test]
     fn grpc_health_follows_redis_only() {
+        assert_eq!(grpc_status(&inputs(true, &[false])), ServingStatus::Serving);
         assert_eq!(
-            grpc_status(&snapshot(true, &[false])),
-            ServingStatus::Serving
-        );
-        assert_eq!(
-            grpc_status(&snapshot(false, &[true])),
+            grpc_status(&inputs(false, &[true])),
             ServingStatus::NotServing
         );
+    }
+
+    #[test]
+    fn a_token_store_outage_makes_both_surfaces_unhealthy() {
+        assert!(healthz(&token_outage()).is_err_and(|why| why.contains("token store")));
+        assert_eq!(grpc_status(&token_outage()), ServingStatus::NotServing);
     }
 }

@@ -14,13 +14,13 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use status_actors::server_registry::{ServerRegistry, Snapshot};
-use status_actors::token_actor::{GetTokenStats, TokenActor};
+use status_actors::server_registry::ServerRegistry;
+use status_actors::token_actor::TokenActor;
 use tokio::net::TcpListener;
 
 use crate::accept_errors::AcceptErrors;
 use crate::drain::DrainSignal;
-use crate::health::healthz;
+use crate::health::{HealthInputs, healthz};
 use crate::http_api::HEADER_READ_TIMEOUT;
 use crate::metrics::Metrics;
 
@@ -91,22 +91,20 @@ async fn respond(endpoints: &Endpoints, request: &Request<Incoming>) -> Response
             "try /metrics or /healthz\n".to_string(),
         );
     }
-    let Ok(snapshot) = endpoints.registry.send(Snapshot).await else {
+    let Some(inputs) = HealthInputs::ask(&endpoints.registry, &endpoints.tokens).await else {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting down\n".to_string(),
         );
     };
     if path == "/healthz" {
-        return match healthz(&snapshot) {
+        return match healthz(&inputs) {
             Ok(summary) => text(StatusCode::OK, summary + "\n"),
             Err(reason) => text(StatusCode::SERVICE_UNAVAILABLE, reason + "\n"),
         };
     }
-    let tokens = endpoints
-        .tokens
-        .send(GetTokenStats)
-        .await
-        .unwrap_or_default();
-    text(StatusCode::OK, endpoints.metrics.render(&snapshot, tokens))
+    text(
+        StatusCode::OK,
+        endpoints.metrics.render(&inputs.snapshot, inputs.tokens),
+    )
 }

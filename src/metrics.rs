@@ -373,6 +373,7 @@ mod tests {
             TokenStats {
                 command_errors: 3,
                 recoveries: 1,
+                in_outage: false,
             },
         );
         assert!(
@@ -402,6 +403,7 @@ mod tests {
         let stats = TokenStats {
             command_errors: 5,
             recoveries: 0,
+            in_outage: false,
         };
         metrics.render(&snapshot(), stats);
         let text = metrics.render(&snapshot(), stats);

@@ -19,7 +19,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use status_actors::server_registry::Snapshot;
 use tokio::sync::{mpsc, oneshot};
 use tonic_health::ServingStatus;
 
@@ -28,7 +27,7 @@ use crate::calls::StatusCalls;
 use crate::config::Settings;
 use crate::drain::drain_channel;
 use crate::grpc::{self, Backends};
-use crate::health;
+use crate::health::{self, HealthInputs};
 use crate::http_api;
 use crate::http_endpoints::{self, Endpoints};
 use crate::metrics::{Metrics, Protocol};
@@ -216,9 +215,9 @@ impl Server {
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         {
             // Health is right from the first request on; the task keeps it so.
-            let initial = match actors.registry.send(Snapshot).await {
-                Ok(snapshot) => health::grpc_status(&snapshot),
-                Err(_) => ServingStatus::NotServing,
+            let initial = match HealthInputs::ask(&actors.registry, &actors.tokens).await {
+                Some(inputs) => health::grpc_status(&inputs),
+                None => ServingStatus::NotServing,
             };
             health::set_all(&health_reporter, initial).await;
             log::info!("gRPC health: {initial:?}");
@@ -227,6 +226,7 @@ impl Server {
                 health_reporter,
                 initial,
                 actors.registry.clone(),
+                actors.tokens.clone(),
                 period,
                 drain_signal.clone(),
             ));

@@ -616,6 +616,9 @@ pub struct TokenStats {
     pub command_errors: u64,
     /// Outages (runs of failed batches) that ended with a successful one.
     pub recoveries: u64,
+    /// An outage is going on: the last batch failed as a whole, so calls
+    /// that need the token store answer UNAVAILABLE. Health follows it.
+    pub in_outage: bool,
 }
 
 /// Asks for the [`TokenStats`].
@@ -630,7 +633,36 @@ impl Handler<GetTokenStats> for TokenActor {
         TokenStats {
             command_errors: self.outage.errors(),
             recoveries: self.outage.recoveries(),
+            in_outage: self.outage.in_outage(),
         }
+    }
+}
+
+/// While an outage is going on, tries one token write, so the outage can end
+/// even when no call arrives (health reports it, and load balancers then
+/// stop sending calls). The write is what a token write is, at the key of
+/// uid 0, which no user has (uids are > 0), kept for 1 ms: Redis refusing
+/// writes (out of memory, a read-only replica) fails it as it fails tokens.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ProbeWrites;
+
+impl Handler<ProbeWrites> for TokenActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: ProbeWrites, ctx: &mut Self::Context) {
+        if !self.outage.in_outage() {
+            return;
+        }
+        let mut set = redis::cmd("SET");
+        set.arg(self.key(0)).arg("").arg("PX").arg(1);
+        let pipe = pipeline(vec![set]);
+        let conn = self.conn.clone();
+        let timeout = self.settings.command_timeout;
+        let probe = async move { conn.replies(&pipe, timeout).await };
+        ctx.spawn(probe.into_actor(self).map(|replies, actor, _ctx| {
+            actor.note_outcome(&[replies]);
+        }));
     }
 }
 

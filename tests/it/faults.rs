@@ -142,3 +142,55 @@ async fn sigterm_under_load_loses_no_accepted_request() {
     println!("SIGTERM under load: {ok} succeeded, {refused} refused before acceptance, 0 lost");
     assert!(ok >= 200);
 }
+
+/// Sets a Redis config parameter on the test Redis.
+async fn config_set(redis: &RedisServer, name: &str, value: &str) {
+    let () = redis
+        .query(redis::cmd("CONFIG").arg("SET").arg(name).arg(value))
+        .await;
+}
+
+/// gRPC health `Check` for the whole server, and `/healthz`'s status code.
+async fn both_health_surfaces(server: &TestServer) -> (i32, u16) {
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
+    let grpc = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("Check")
+        .into_inner()
+        .status;
+    let (http, _) = server.http_get("/healthz").await;
+    (grpc, http)
+}
+
+#[tokio::test]
+async fn redis_refusing_writes_makes_both_health_surfaces_not_serving_until_it_takes_them() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let (redis, server) = server_with_one_chat_server().await;
+    let serving = (ServingStatus::Serving as i32, 200);
+    let not_serving = (ServingStatus::NotServing as i32, 503);
+    assert_eq!(both_health_surfaces(&server).await, serving);
+
+    // Out of memory with no eviction: reads work (the poll too), writes fail.
+    config_set(&redis, "maxmemory-policy", "noeviction").await;
+    config_set(&redis, "maxmemory", "1").await;
+    let mut client = server.client().await;
+    let status = placed_port(&mut client, 1)
+        .await
+        .expect_err("the token write is refused");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    eventually("both health surfaces to say not serving", || async {
+        (both_health_surfaces(&server).await == not_serving).then_some(())
+    })
+    .await;
+
+    // Writes are taken again: health comes back without any call arriving.
+    config_set(&redis, "maxmemory", "0").await;
+    eventually("both health surfaces to say serving again", || async {
+        (both_health_surfaces(&server).await == serving).then_some(())
+    })
+    .await;
+    placed_port(&mut client, 2).await.expect("calls work again");
+}
