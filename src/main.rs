@@ -131,6 +131,8 @@ async fn run(config: PathBuf, settings: Settings) -> Result<Exit, RunError> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    // One crypto provider in the process, whoever asks rustls for the default.
+    status_server::tls::install_default_provider();
 
     let settings = match Settings::load(&cli.config) {
         Ok(settings) => settings,

@@ -57,6 +57,16 @@ pub fn plan_reload(running: &Settings, mut loaded: Settings) -> (Settings, Vec<S
         |c| c.name().to_string(),
         &mut restart_needed,
     );
+    // The ports change protocol: clients must be told first. The files themselves reload.
+    if now.tls.is_some() != new.tls.is_some() {
+        let shown = |on: bool| if on { "on" } else { "off" };
+        restart_needed.push(format!(
+            "server.tls ({} -> {})",
+            shown(now.tls.is_some()),
+            shown(new.tls.is_some())
+        ));
+        new.tls.clone_from(&now.tls);
+    }
     (loaded, restart_needed)
 }
 

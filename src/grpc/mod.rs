@@ -7,7 +7,7 @@
 //! `grpc.health.v1.Health` and server reflection. Cross-cutting concerns are
 //! small layers of their own: [`in_flight_limit`] sheds requests past a bound,
 //! [`silent_connections`] ends connections that never spoke once draining
-//! starts.
+//! starts, [`connections`] puts TLS in front when `[server.tls]` is set.
 //!
 //! Every service accepts requests compressed with gzip, deflate or zstd
 //! (docs/contract.md §9), and compresses its replies as `server.compression`
@@ -18,6 +18,7 @@
 
 pub mod admin;
 pub mod batch;
+pub mod connections;
 pub mod in_flight_limit;
 pub mod silent_connections;
 pub mod status;
@@ -26,14 +27,12 @@ use std::future::Future;
 use std::sync::Arc;
 
 use actix::Addr;
-use futures_util::TryStreamExt;
 use status_actors::server_registry::ServerRegistry;
 use status_actors::token_actor::TokenActor;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tonic::Status;
 use tonic::codec::CompressionEncoding;
-use tonic::transport::server::TcpIncoming;
 use tonic_health::pb::health_server::{Health, HealthServer};
 
 use crate::admin_proto::admin_server::AdminServer;
@@ -43,10 +42,10 @@ use crate::config::ReplyCompression;
 use crate::drain::DrainSignal;
 use crate::metrics::{Metrics, Protocol};
 use crate::proto::status_service_server::StatusServiceServer;
+use crate::tls::TlsAcceptor;
 use admin::{AdminService, ReloadRequest};
 use batch::BatchService;
 use in_flight_limit::InFlightLimitLayer;
-use silent_connections::SilentUntilDrain;
 use status::StatusService;
 
 /// Largest request accepted; real requests are a few dozen bytes. The HTTP/JSON port
@@ -111,8 +110,10 @@ fn reply_encoding(compression: ReplyCompression) -> Option<CompressionEncoding> 
 /// Serves every gRPC service on `listener` until `drain` starts, then lets
 /// accepted requests finish (tonic's graceful shutdown; the caller bounds it).
 /// Replies are compressed as `compression` says, to clients that accept it.
+/// With `tls`, the port speaks only TLS.
 pub fn serve<H: Health>(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     backends: Backends<H>,
     compression: ReplyCompression,
     drain: DrainSignal,
@@ -158,12 +159,7 @@ pub fn serve<H: Health>(
         reply
     );
     let health = compressed!(backends.health, reply);
-    let incoming = TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .map_ok({
-            let drain = drain.clone();
-            move |stream| SilentUntilDrain::new(stream, drain.clone())
-        });
+    let incoming = connections::incoming(listener, tls, drain.clone());
     Ok(tonic::transport::Server::builder()
         .layer(InFlightLimitLayer::new(MAX_IN_FLIGHT, shed))
         .add_service(status_service)
