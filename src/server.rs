@@ -223,10 +223,16 @@ impl Server {
                 Protocol::Http,
             );
             log::info!(
-                "HTTP/JSON on http://{}",
+                "HTTP/JSON on {}://{}",
+                if tls.is_some() { "https" } else { "http" },
                 addr.map_or_else(String::new, |a| a.to_string())
             );
-            tokio::spawn(http_api::serve(listener, calls, drain_signal.clone()))
+            tokio::spawn(http_api::serve(
+                listener,
+                tls.clone(),
+                calls,
+                drain_signal.clone(),
+            ))
         });
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         {

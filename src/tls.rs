@@ -1,9 +1,9 @@
 //! TLS for the client-facing ports (docs/contract.md §6): the PEM files of `[server.tls]`
-//! turned into a rustls server config, and an acceptor whose config a reload replaces.
+//! turned into rustls server configs (one per port, for ALPN), and an acceptor whose config a reload replaces.
 //!
 //! tonic's own TLS fixes its certificates when the server is built; rotating them on SIGHUP
 //! needs the handshake in our hands. [`TlsAcceptor`] holds the running config in an
-//! [`ArcSwap`]: each new connection takes the config current at its accept, a reload swaps in
+//! [`ArcSwap`]: each new connection takes the configs current at its accept, a reload swaps in
 //! a new one, and connections already open keep the one they started with. The whole
 //! `ServerConfig` is swapped rather than only a certificate resolver because the client CA
 //! (the verifier) is re-read too. `arc-swap` rather than a lock: it is plumbing read on every
@@ -52,12 +52,42 @@ pub fn install_default_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Reads the files of `[server.tls]` into a server config speaking HTTP/2 only.
+/// The ports that speak TLS; they differ only in the protocol they announce (ALPN).
+#[derive(Debug, Clone, Copy)]
+pub enum Port {
+    /// gRPC: HTTP/2.
+    Grpc,
+    /// HTTP/JSON: HTTP/1.1.
+    Http,
+}
+
+/// One config per port, from the same files.
+struct Configs {
+    grpc: Arc<ServerConfig>,
+    http: Arc<ServerConfig>,
+}
+
+impl Configs {
+    fn load(files: &TlsFiles) -> Result<Configs, TlsError> {
+        let common = server_config(files)?;
+        let with_alpn = |protocol: &[u8]| {
+            let mut config = common.clone();
+            config.alpn_protocols = vec![protocol.to_vec()];
+            Arc::new(config)
+        };
+        Ok(Configs {
+            grpc: with_alpn(b"h2"),
+            http: with_alpn(b"http/1.1"),
+        })
+    }
+}
+
+/// Reads the files of `[server.tls]` into a server config (without ALPN).
 ///
 /// # Errors
 /// The first file that is missing, unreadable or not PEM, or a key that does not match the
 /// certificate (named as the key file).
-pub fn server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
+fn server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
     let certs = certificates(&files.cert)?;
     let key = private_key(&files.key)?;
     let builder = ServerConfig::builder_with_provider(provider())
@@ -85,15 +115,12 @@ pub fn server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let mut config = builder
+    builder
         .with_single_cert(certs, key)
         .map_err(|err| TlsError {
             file: files.key.clone(),
             why: format!("does not go with {}: {err}", files.cert.display()),
-        })?;
-    // gRPC is HTTP/2; the HTTP/JSON port (HTTP/1.1) takes whatever the client offers.
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(config)
+        })
 }
 
 /// The raw bytes of `path`, with the error naming it.
@@ -134,7 +161,7 @@ fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 /// Accepts TLS connections with the config current at each accept; cheap to clone.
 #[derive(Clone)]
 pub struct TlsAcceptor {
-    config: Arc<ArcSwap<ServerConfig>>,
+    configs: Arc<ArcSwap<Configs>>,
 }
 
 impl TlsAcceptor {
@@ -144,7 +171,7 @@ impl TlsAcceptor {
     /// As [`server_config`].
     pub fn load(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
         Ok(TlsAcceptor {
-            config: Arc::new(ArcSwap::from_pointee(server_config(files)?)),
+            configs: Arc::new(ArcSwap::from_pointee(Configs::load(files)?)),
         })
     }
 
@@ -153,12 +180,16 @@ impl TlsAcceptor {
     /// # Errors
     /// As [`server_config`].
     pub fn reload(&self, files: &TlsFiles) -> Result<(), TlsError> {
-        self.config.store(Arc::new(server_config(files)?));
+        self.configs.store(Arc::new(Configs::load(files)?));
         Ok(())
     }
 
-    /// The acceptor for one new connection.
-    pub fn current(&self) -> tokio_rustls::TlsAcceptor {
-        tokio_rustls::TlsAcceptor::from(self.config.load_full())
+    /// The acceptor for one new connection on `port`.
+    pub fn current(&self, port: Port) -> tokio_rustls::TlsAcceptor {
+        let configs = self.configs.load();
+        tokio_rustls::TlsAcceptor::from(Arc::clone(match port {
+            Port::Grpc => &configs.grpc,
+            Port::Http => &configs.http,
+        }))
     }
 }

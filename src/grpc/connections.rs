@@ -21,7 +21,7 @@ use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
 
 use super::silent_connections::SilentUntilDrain;
 use crate::drain::DrainSignal;
-use crate::tls::TlsAcceptor;
+use crate::tls::{Port, TlsAcceptor};
 
 /// Longest a client may take to finish its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -81,7 +81,7 @@ async fn accept_tls(
                 Some(Ok(stream)) => stream,
             },
         };
-        let acceptor = tls.current();
+        let acceptor = tls.current(Port::Grpc);
         let ready = ready.clone();
         tokio::spawn(async move {
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {

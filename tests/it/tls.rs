@@ -10,9 +10,10 @@ use rustls_pki_types::{CertificateDer, ServerName};
 use status_server::proto::GetChatServerReq;
 use status_server::proto::status_service_client::StatusServiceClient;
 use testkit::{
-    ChatServerEntry, Leaf, RedisServer, TestCa, TestConfig, TestServer, TlsDir, run_to_exit,
-    set_loads,
+    ChatServerEntry, Leaf, RedisServer, TestCa, TestConfig, TestServer, TlsDir, parse_http_reply,
+    run_to_exit, set_loads,
 };
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::transport::{Channel, ClientTlsConfig};
 
 /// A Redis with one live chat server, and a config for it with `[server.tls]` from `tls`.
@@ -39,8 +40,11 @@ async fn call_over_tls(addr: SocketAddr, tls: ClientTlsConfig) -> Result<i32, St
         .map_err(|status| format!("{status:?}"))
 }
 
-/// The certificate the server presents to a fresh connection, trusting `ca`.
-async fn presented_certificate(addr: SocketAddr, ca: &TestCa) -> CertificateDer<'static> {
+/// A fresh TLS connection to `addr`, trusting `ca`.
+async fn tls_connect(
+    addr: SocketAddr,
+    ca: &TestCa,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_slice(ca.pem().as_bytes()).expect("the CA's PEM"))
@@ -51,11 +55,16 @@ async fn presented_certificate(addr: SocketAddr, ca: &TestCa) -> CertificateDer<
         .with_root_certificates(roots)
         .with_no_client_auth();
     let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let session = tokio_rustls::TlsConnector::from(Arc::new(config))
+    tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(ServerName::try_from("localhost").expect("a DNS name"), tcp)
         .await
-        .expect("TLS handshake");
-    session
+        .expect("TLS handshake")
+}
+
+/// The certificate the server presents to a fresh connection, trusting `ca`.
+async fn presented_certificate(addr: SocketAddr, ca: &TestCa) -> CertificateDer<'static> {
+    tls_connect(addr, ca)
+        .await
         .get_ref()
         .1
         .peer_certificates()
@@ -76,6 +85,39 @@ async fn get_chat_server_over_tls() {
     let server = TestServer::start_with_config_text(&config).await;
     let error = call_over_tls(server.addr, tls.client_config(None)).await;
     assert_eq!(error, Ok(0), "a call over TLS is served");
+}
+
+#[tokio::test]
+async fn the_http_json_port_speaks_tls_too() {
+    let tls = TlsDir::new();
+    let (_redis, config) = tls_config(&tls, false).await;
+    let server = TestServer::start_with_config_text(&config).await;
+    let addr = server.http_addr.expect("http_listen is on");
+    let body = r#"{"uid": 7}"#;
+    let request = format!(
+        "POST /v1/get-chat-server HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut session = tls_connect(addr, &tls.ca).await;
+    session.write_all(request.as_bytes()).await.expect("send");
+    let mut response = String::new();
+    // The server closes after its answer (Connection: close); some close without notify.
+    let _ = session.read_to_string(&mut response).await;
+    let reply = parse_http_reply(&response);
+    assert_eq!(reply.status, 200, "{response}");
+
+    let mut plaintext = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    plaintext.write_all(request.as_bytes()).await.expect("send");
+    let mut answer = Vec::new();
+    // Closed either way; a reset (the request unread) counts as closed too.
+    let _closed_or_reset = tokio::time::timeout(testkit::WAIT, plaintext.read_to_end(&mut answer))
+        .await
+        .expect("a plaintext request is closed, not left hanging");
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("HTTP/1.1"),
+        "no HTTP answer in plaintext"
+    );
 }
 
 #[tokio::test]
