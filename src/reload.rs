@@ -127,6 +127,28 @@ mod tests {
     }
 
     #[test]
+    fn turning_tls_on_or_off_is_kept_back_but_new_paths_apply() {
+        let tls = |cert: &str| format!("[server.tls]\ncert = \"{cert}\"\nkey = \"k.pem\"");
+        let plain = settings("");
+        let (applied, restart) = plan_reload(&plain, settings(&tls("a.pem")));
+        assert_eq!(applied, plain);
+        assert_eq!(restart, ["server.tls (off -> on)"]);
+
+        let running = settings(&tls("a.pem"));
+        let (applied, restart) = plan_reload(&running, plain.clone());
+        assert_eq!(applied, running);
+        assert_eq!(restart, ["server.tls (on -> off)"]);
+
+        let moved = settings(&tls("b.pem"));
+        let (applied, restart) = plan_reload(&running, moved.clone());
+        assert_eq!(
+            applied, moved,
+            "the files are re-read, wherever they now are"
+        );
+        assert!(restart.is_empty());
+    }
+
+    #[test]
     fn other_changes_apply_without_restart() {
         let running = settings("");
         let loaded = settings("[redis]\ntoken_ttl_secs = 5\n[balancer]\npoll_interval_ms = 7");
