@@ -24,6 +24,8 @@ Config keys (default):
               http_listen (\"\" = off; HTTP/JSON), shutdown_grace_ms (10000),
               compression (\"none\" | \"gzip\" | \"zstd\"; replies; restart to change),
               max_connections (10000; gRPC connections open at once; restart to change)
+  [server.tls] cert, key (PEM; relative to the config file), client_ca (mTLS; optional);
+              the table on: TLS only; files re-read on SIGHUP; on/off needs a restart
   [redis]     mode (\"standalone\" | \"sentinel\" | \"cluster\"),
               url (standalone: \"redis://127.0.0.1:6379\"),
               sentinels, master_name (sentinel), nodes (cluster),
@@ -45,8 +47,8 @@ use signals::Signals;
 /// Stop it with SIGTERM or SIGINT: it stops accepting, finishes accepted
 /// requests (up to server.shutdown_grace_ms), and exits 0. SIGHUP re-reads
 /// the config file and applies it without dropping requests (a bad file
-/// keeps the running config; listen addresses and server.compression need a
-/// restart). Logs go to stderr;
+/// keeps the running config; listen addresses, server.compression and turning
+/// [server.tls] on or off need a restart; TLS files are re-read). Logs go to stderr;
 /// set RUST_LOG (e.g. RUST_LOG=debug) for more. STATUS_REDIS_URL, when set
 /// and non-empty, replaces redis.url (in an INI file: [Redis] Host, Port and
 /// Passwd); STATUS_REDIS_PASSWORD, when set and non-empty, is the password of
@@ -132,6 +134,8 @@ async fn run(config: PathBuf, settings: Settings) -> Result<Exit, RunError> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    // One crypto provider in the process, whoever asks rustls for the default.
+    status_server::tls::install_default_provider();
 
     let settings = match Settings::load(&cli.config) {
         Ok(settings) => settings,

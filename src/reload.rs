@@ -65,6 +65,16 @@ pub fn plan_reload(running: &Settings, mut loaded: Settings) -> (Settings, Vec<S
         |n| n.to_string(),
         &mut restart_needed,
     );
+    // The ports change protocol: clients must be told first. The files themselves reload.
+    if now.tls.is_some() != new.tls.is_some() {
+        let shown = |on: bool| if on { "on" } else { "off" };
+        restart_needed.push(format!(
+            "server.tls ({} -> {})",
+            shown(now.tls.is_some()),
+            shown(new.tls.is_some())
+        ));
+        new.tls.clone_from(&now.tls);
+    }
     (loaded, restart_needed)
 }
 
@@ -122,6 +132,28 @@ mod tests {
             plan_reload(&running, settings("[server]\ncompression = \"gzip\""));
         assert_eq!(applied, running);
         assert_eq!(restart, ["server.compression (none -> gzip)"]);
+    }
+
+    #[test]
+    fn turning_tls_on_or_off_is_kept_back_but_new_paths_apply() {
+        let tls = |cert: &str| format!("[server.tls]\ncert = \"{cert}\"\nkey = \"k.pem\"");
+        let plain = settings("");
+        let (applied, restart) = plan_reload(&plain, settings(&tls("a.pem")));
+        assert_eq!(applied, plain);
+        assert_eq!(restart, ["server.tls (off -> on)"]);
+
+        let running = settings(&tls("a.pem"));
+        let (applied, restart) = plan_reload(&running, plain.clone());
+        assert_eq!(applied, running);
+        assert_eq!(restart, ["server.tls (on -> off)"]);
+
+        let moved = settings(&tls("b.pem"));
+        let (applied, restart) = plan_reload(&running, moved.clone());
+        assert_eq!(
+            applied, moved,
+            "the files are re-read, wherever they now are"
+        );
+        assert!(restart.is_empty());
     }
 
     #[test]

@@ -32,6 +32,7 @@ use crate::http_api;
 use crate::http_endpoints::{self, Endpoints};
 use crate::metrics::{Metrics, Protocol};
 use crate::reload::ReloadOutcome;
+use crate::tls::{TlsAcceptor, TlsError};
 
 /// What the process (or a test) asks of a running server.
 #[derive(Debug)]
@@ -62,6 +63,7 @@ pub enum StartError {
     Metrics(prometheus::Error),
     Reflection(tonic_reflection::server::Error),
     Serve(tonic::transport::Error),
+    Tls(TlsError),
 }
 
 impl fmt::Display for StartError {
@@ -72,6 +74,7 @@ impl fmt::Display for StartError {
             StartError::Metrics(err) => write!(f, "cannot set up metrics: {err}"),
             StartError::Reflection(err) => write!(f, "cannot set up gRPC reflection: {err}"),
             StartError::Serve(err) => write!(f, "gRPC server failed: {err}"),
+            StartError::Tls(err) => err.fmt(f),
         }
     }
 }
@@ -119,6 +122,8 @@ pub struct Server {
     config_path: PathBuf,
     settings: Settings,
     actors: Actors,
+    /// `Some` when `[server.tls]` is set.
+    tls: Option<TlsAcceptor>,
 }
 
 impl Server {
@@ -126,6 +131,14 @@ impl Server {
     /// its timeout. Must be awaited inside the actix System. `config_path`
     /// is what a reload re-reads.
     pub async fn start(config_path: PathBuf, settings: Settings) -> Result<Server, StartError> {
+        // Before anything connects anywhere: bad certificate files are a config error.
+        let tls = settings
+            .server
+            .tls
+            .as_ref()
+            .map(TlsAcceptor::load)
+            .transpose()
+            .map_err(StartError::Tls)?;
         let actors = Actors::start(&settings).map_err(StartError::Redis)?;
         let started = Instant::now();
         actors.refresh().await;
@@ -134,6 +147,7 @@ impl Server {
             config_path,
             settings,
             actors,
+            tls,
         })
     }
 
@@ -158,6 +172,7 @@ impl Server {
             config_path,
             mut settings,
             actors,
+            tls,
         } = self;
         let bound = (|| {
             let grpc = into_tokio(listeners.grpc)?;
@@ -207,10 +222,16 @@ impl Server {
                 Protocol::Http,
             );
             log::info!(
-                "HTTP/JSON on http://{}",
+                "HTTP/JSON on {}://{}",
+                if tls.is_some() { "https" } else { "http" },
                 addr.map_or_else(String::new, |a| a.to_string())
             );
-            tokio::spawn(http_api::serve(listener, calls, drain_signal.clone()))
+            tokio::spawn(http_api::serve(
+                listener,
+                tls.clone(),
+                calls,
+                drain_signal.clone(),
+            ))
         });
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         {
@@ -241,6 +262,7 @@ impl Server {
         };
         let serve = match grpc::serve(
             grpc_listener,
+            tls.clone(),
             backends,
             settings.server.compression,
             settings.server.max_connections,
@@ -270,7 +292,7 @@ impl Server {
                     None => break "control channel closed",
                     Some(Control::Reload(reply)) => {
                         log::info!("reloading {}", config_path.display());
-                        let outcome = reload(&actors, &config_path, &mut settings).await;
+                        let outcome = reload(&actors, tls.as_ref(), &config_path, &mut settings).await;
                         if let Some(reply) = reply {
                             let _ = reply.send(outcome);
                         }
@@ -278,7 +300,7 @@ impl Server {
                 },
                 Some(reply) = reload_rx.recv() => {
                     log::info!("Admin API: reloading {}", config_path.display());
-                    let _ = reply.send(reload(&actors, &config_path, &mut settings).await);
+                    let _ = reply.send(reload(&actors, tls.as_ref(), &config_path, &mut settings).await);
                 }
             }
         };
@@ -335,10 +357,30 @@ impl Server {
     }
 }
 
-/// Reloads, and logs the summary of what now runs.
-async fn reload(actors: &Actors, path: &std::path::Path, running: &mut Settings) -> ReloadOutcome {
-    let outcome = actors.reload(path, running).await;
+/// Reloads, re-reads the TLS files for new connections, and logs the summary of what now
+/// runs. TLS files that do not load keep the running certificates; the rest of the reload
+/// stands, and the outcome says so.
+async fn reload(
+    actors: &Actors,
+    tls: Option<&TlsAcceptor>,
+    path: &std::path::Path,
+    running: &mut Settings,
+) -> ReloadOutcome {
+    let mut outcome = actors.reload(path, running).await;
     if outcome.applied {
+        // `server.tls` on/off is a restart key: `running.server.tls` is set exactly when
+        // `tls` is.
+        if let (Some(tls), Some(files)) = (tls, &running.server.tls) {
+            match tls.reload(files) {
+                Ok(()) => log::info!("TLS files re-read for new connections"),
+                Err(err) => {
+                    let why =
+                        format!("reload failed for TLS, keeping the running certificates: {err}");
+                    log::error!("{why}");
+                    outcome.message = format!("{}; {why}", outcome.message);
+                }
+            }
+        }
         log_summary(running, None);
     }
     outcome

@@ -19,7 +19,7 @@ mod testing;
 mod validate;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -70,6 +70,20 @@ pub struct ServerSettings {
     /// gRPC connections open at once; past it a new one is closed at once.
     /// A restart key.
     pub max_connections: usize,
+    /// `[server.tls]`: the gRPC and HTTP/JSON ports speak only TLS; `None`: plaintext.
+    /// Turning it on or off needs a restart; the files are re-read on reload.
+    pub tls: Option<TlsFiles>,
+}
+
+/// `[server.tls]`: where the PEM files are, already resolved against the config file's
+/// folder. Only the paths: the files are read when the server starts and on each reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain, the server's own first.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// `Some`: only clients with a certificate signed by one of these CAs (mTLS).
+    pub client_ca: Option<PathBuf>,
 }
 
 /// `server.compression`: the encoding of gRPC replies. Requests may come
@@ -279,6 +293,7 @@ mod tests {
                 shutdown_grace: Duration::from_millis(10_000),
                 compression: ReplyCompression::None,
                 max_connections: 10_000,
+                tls: None,
             },
             redis: RedisSettings {
                 topology: Topology::Standalone {
@@ -405,6 +420,7 @@ draining = false
                     shutdown_grace: Duration::from_millis(2500),
                     compression: ReplyCompression::Zstd,
                     max_connections: 500,
+                    tls: None,
                 },
                 redis: RedisSettings {
                     topology: Topology::Standalone {
@@ -459,5 +475,36 @@ draining = false
             "/nonexistent/status-server-test/status.toml: cannot read: No such file or \
              directory (os error 2)"
         );
+    }
+
+    #[test]
+    fn tls_paths_are_taken_from_the_config_files_folder() {
+        let text = format!(
+            "{EXAMPLE}\n[server.tls]\ncert = \"certs/server.crt\"\nkey = \"/etc/status/server.key\"\n\
+             client_ca = \"ca.crt\"\n"
+        );
+        let settings = Settings::parse(&text, Path::new(PATH), None).expect("valid");
+        assert_eq!(
+            settings.server.tls,
+            Some(TlsFiles {
+                cert: PathBuf::from("config/certs/server.crt"),
+                key: PathBuf::from("/etc/status/server.key"),
+                client_ca: Some(PathBuf::from("config/ca.crt")),
+            })
+        );
+    }
+
+    #[test]
+    fn tls_needs_a_cert_and_a_key() {
+        let text = format!("{EXAMPLE}\n[server.tls]\ncert = \"server.crt\"\n");
+        let message = Settings::parse(&text, Path::new(PATH), None)
+            .expect_err("no key")
+            .to_string();
+        assert!(message.contains("key"), "{message}");
+        let text = format!("{EXAMPLE}\n[server.tls]\ncert = \"\"\nkey = \"k\"\n");
+        let message = Settings::parse(&text, Path::new(PATH), None)
+            .expect_err("empty cert")
+            .to_string();
+        assert!(message.contains("server.tls.cert is empty"), "{message}");
     }
 }

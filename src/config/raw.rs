@@ -36,6 +36,18 @@ pub(super) struct RawServer {
     pub(super) shutdown_grace_ms: Option<Spanned<Int>>,
     pub(super) compression: Option<Spanned<String>>,
     pub(super) max_connections: Option<Spanned<Int>>,
+    pub(super) tls: Option<RawTls>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a [server.tls] table with cert, key and optionally client_ca"
+)]
+pub(super) struct RawTls {
+    pub(super) cert: Spanned<String>,
+    pub(super) key: Spanned<String>,
+    pub(super) client_ca: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]

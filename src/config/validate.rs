@@ -13,10 +13,10 @@ use status_actors::{ChatServer, ServerPolicy};
 use toml::Spanned;
 
 use super::errors::Source;
-use super::raw::{Int, RawChatServer, RawConfig, RawRedis};
+use super::raw::{Int, RawChatServer, RawConfig, RawRedis, RawTls};
 use super::{
     BalancerSettings, ConfigError, REDIS_URL_ENV, RedisSettings, ReplyCompression, ServerSettings,
-    Settings, Topology,
+    Settings, TlsFiles, Topology,
 };
 use crate::redact::redact_url;
 
@@ -80,6 +80,7 @@ impl RawConfig {
                 DEFAULT_MAX_CLIENT_CONNECTIONS,
                 &CLIENT_CONNECTIONS,
             )? as usize,
+            tls: self.server.tls.map(|raw| tls_files(src, raw)).transpose()?,
         };
         let redis = self.redis.validate(src, url_override)?;
         let probe_interval_ms = checked_int(
@@ -362,6 +363,29 @@ fn socket_addr(
         None => Ok(default),
         Some(raw) => parse_socket_addr(src, key, &raw),
     }
+}
+
+/// `[server.tls]`: non-empty paths, relative ones taken from the config file's folder (so that
+/// a config moved with its certificates keeps working whatever the working directory).
+fn tls_files(src: &Source, raw: RawTls) -> Result<TlsFiles, ConfigError> {
+    let folder = src.path.parent().unwrap_or(std::path::Path::new(""));
+    let path = |key: &str, raw: Spanned<String>| {
+        if raw.get_ref().trim().is_empty() {
+            return Err(src.at(
+                raw.span(),
+                format!("{key} is empty: expected a PEM file's path"),
+            ));
+        }
+        Ok(folder.join(raw.get_ref()))
+    };
+    Ok(TlsFiles {
+        cert: path("server.tls.cert", raw.cert)?,
+        key: path("server.tls.key", raw.key)?,
+        client_ca: raw
+            .client_ca
+            .map(|ca| path("server.tls.client_ca", ca))
+            .transpose()?,
+    })
 }
 
 fn parse_socket_addr(

@@ -11,6 +11,7 @@
 //! starts or their handshake deadline passes. One connection has at most
 //! [`MAX_STREAMS_PER_CONNECTION`] streams open, and a request must be done
 //! within [`REQUEST_DEADLINE`].
+//! [`connections`] puts TLS in front when `[server.tls]` is set.
 //!
 //! Every service accepts requests compressed with gzip, deflate or zstd
 //! (docs/contract.md §9), and compresses its replies as `server.compression`
@@ -22,6 +23,7 @@
 pub mod admin;
 pub mod batch;
 pub mod connection_cap;
+pub mod connections;
 pub mod in_flight_limit;
 pub mod silent_connections;
 pub mod status;
@@ -46,6 +48,7 @@ use crate::config::ReplyCompression;
 use crate::drain::DrainSignal;
 use crate::metrics::{Metrics, Protocol};
 use crate::proto::status_service_server::StatusServiceServer;
+use crate::tls::TlsAcceptor;
 use admin::{AdminService, ReloadRequest};
 use batch::BatchService;
 use in_flight_limit::InFlightLimitLayer;
@@ -133,8 +136,10 @@ fn reply_encoding(compression: ReplyCompression) -> Option<CompressionEncoding> 
 /// accepted requests finish (tonic's graceful shutdown; the caller bounds it).
 /// Replies are compressed as `compression` says, to clients that accept it.
 /// At most `max_connections` connections are open at once.
+/// With `tls`, the port speaks only TLS.
 pub fn serve<H: Health>(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     backends: Backends<H>,
     compression: ReplyCompression,
     max_connections: usize,
@@ -181,7 +186,7 @@ pub fn serve<H: Health>(
         reply
     );
     let health = compressed!(backends.health, reply);
-    let incoming = connection_cap::admitted(listener, max_connections, drain.clone());
+    let incoming = connections::incoming(listener, max_connections, tls, drain.clone());
     Ok(tonic::transport::Server::builder()
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
         // tonic's timeout sits outside the layers: when it fires, the call and

@@ -1,7 +1,8 @@
 //! The HTTP/JSON port on `server.http_listen` (docs/contract.md §9):
 //! `POST /v1/get-chat-server` and `POST /v1/login`, the same calls as the gRPC port's
-//! ([`crate::calls`]), as JSON over HTTP/1.1 with keep-alive. No TLS yet (§6 is not
-//! built).
+//! ([`crate::calls`]), as JSON over HTTP/1.1 with keep-alive; only over TLS when
+//! `[server.tls]` is set (§6), with the gRPC port's certificates, the handshake bounded by
+//! [`HANDSHAKE_TIMEOUT`] in the connection's own task.
 //!
 //! [`routes`] turns a request into its answer, [`json`] holds the bodies; this file is
 //! the listener and its bounds:
@@ -30,6 +31,8 @@ use tokio::task::JoinSet;
 use crate::accept_errors::AcceptErrors;
 use crate::calls::StatusCalls;
 use crate::drain::DrainSignal;
+use crate::grpc::connections::HANDSHAKE_TIMEOUT;
+use crate::tls::{Port, TlsAcceptor};
 
 /// Connections open at once. Each costs a task and its buffers (a few tens of KiB at
 /// most), so memory stays far below 200 MiB even at the cap; far above the few hundred in
@@ -44,7 +47,13 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 /// Serves until draining starts, then until the last connection has ended.
-pub async fn serve(listener: TcpListener, calls: StatusCalls, drain: DrainSignal) {
+/// With `tls`, every connection must handshake first.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    calls: StatusCalls,
+    drain: DrainSignal,
+) {
     let drain_started = drain.clone().started();
     tokio::pin!(drain_started);
     let mut connections = JoinSet::new();
@@ -75,7 +84,16 @@ pub async fn serve(listener: TcpListener, calls: StatusCalls, drain: DrainSignal
         if let Err(err) = stream.set_nodelay(true) {
             log::debug!("HTTP/JSON connection: cannot set TCP_NODELAY: {err}");
         }
-        connections.spawn(serve_connection(stream, calls.clone(), drain.clone()));
+        let (calls, drain) = (calls.clone(), drain.clone());
+        match &tls {
+            None => connections.spawn(serve_connection(stream, calls, drain)),
+            Some(tls) => connections.spawn(handshake_then_serve(
+                tls.current(Port::Http),
+                stream,
+                calls,
+                drain,
+            )),
+        };
     }
     drop(listener);
     while let Some(ended) = connections.join_next().await {
@@ -85,8 +103,31 @@ pub async fn serve(listener: TcpListener, calls: StatusCalls, drain: DrainSignal
     }
 }
 
+/// The TLS handshake (given up when it outlasts its timeout or draining starts), then
+/// the connection.
+async fn handshake_then_serve(
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    calls: StatusCalls,
+    drain: DrainSignal,
+) {
+    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+    let session = tokio::select! {
+        done = handshake => done,
+        () = drain.clone().started() => return,
+    };
+    match session {
+        Ok(Ok(session)) => serve_connection(session, calls, drain).await,
+        Ok(Err(err)) => log::debug!("HTTP/JSON connection: TLS handshake failed: {err}"),
+        Err(_) => log::debug!("HTTP/JSON connection: TLS handshake timed out"),
+    }
+}
+
 /// One connection, until the client closes it, a bound ends it, or draining does.
-async fn serve_connection(stream: tokio::net::TcpStream, calls: StatusCalls, drain: DrainSignal) {
+async fn serve_connection<S>(stream: S, calls: StatusCalls, drain: DrainSignal)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |request| {
         let calls = calls.clone();
         async move { Ok::<_, Infallible>(routes::respond(&calls, request).await) }

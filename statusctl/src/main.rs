@@ -1,7 +1,8 @@
 //! `statusctl`: the operator's command line for status-server.
 //!
 //! ```text
-//! statusctl [--addr URL] [--admin-addr URL] [--json] [--timeout SECS] [--compress ENC] <command>
+//! statusctl [--addr URL] [--admin-addr URL] [--json] [--timeout SECS] [--compress ENC]
+//!           [--tls-ca PEM [--tls-cert PEM --tls-key PEM]] <command>
 //!   get-server --uid N            GetChatServer: place a user, print host, port, token
 //!   get-servers --uids 1,2,3      Batch/GetChatServers: place several users in one call
 //!   login --uid N --token T       Login: check a user's token
@@ -26,7 +27,8 @@
 //! `revoke`) call `--admin-addr`, which defaults to `--addr` because the Admin service
 //! shares the gRPC port for now. `--timeout` (default 5 s) bounds connecting and every call.
 //! `--compress gzip` (or `deflate`, `zstd`) compresses every request and accepts replies
-//! compressed so.
+//! compressed so. An `https://` address speaks TLS, trusting the CA of `--tls-ca`;
+//! `--tls-cert` and `--tls-key` present a client certificate (a server with mTLS).
 //! Output is human-readable (`key: value` lines, tables) unless `--json`, which prints one
 //! JSON document on a single line of stdout. Progress and errors go to stderr only.
 //!
@@ -70,7 +72,7 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use failure::{EXIT_USAGE, Failure, one_line};
-use target::{Compress, Target, parse_addr, parse_positive_secs};
+use target::{Compress, Target, TlsFiles, parse_addr, parse_positive_secs};
 
 const EXIT_CODES: &str = "\
 Exit status:
@@ -118,6 +120,15 @@ struct Cli {
     /// (the server compresses replies as its server.compression says).
     #[arg(long, global = true, value_name = "ENCODING")]
     compress: Option<Compress>,
+    /// PEM CA certificate the server's certificate must be signed by (https:// addresses).
+    #[arg(long, global = true, value_name = "PATH")]
+    tls_ca: Option<PathBuf>,
+    /// PEM client certificate to present (a server with mTLS); with --tls-key.
+    #[arg(long, global = true, value_name = "PATH")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, global = true, value_name = "PATH")]
+    tls_key: Option<PathBuf>,
 
     #[command(subcommand)]
     cmd: Cmd,
@@ -341,15 +352,23 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     let compress = cli.compress.map(Into::into);
+    let tls = TlsFiles {
+        ca: cli.tls_ca,
+        cert: cli.tls_cert,
+        key: cli.tls_key,
+    }
+    .client_config()?;
     let admin = Target {
         addr: cli.admin_addr.unwrap_or_else(|| cli.addr.clone()),
         timeout: cli.timeout,
         compress,
+        tls: tls.clone(),
     };
     let target = Target {
         addr: cli.addr,
         timeout: cli.timeout,
         compress,
+        tls,
     };
     let json = cli.json;
     match cli.cmd {

@@ -4,12 +4,14 @@
 //! ([`ServerProcess`], for what only a process shows: signals, exit codes,
 //! stderr), stand-in ChatServers, and load generators; for Redis past one
 //! node, a Sentinel set ([`SentinelSet`]) and a cluster ([`RedisCluster`])
-//! whose masters can be killed and their failovers timed.
+//! whose masters can be killed and their failovers timed; certificates for TLS
+//! ([`TlsDir`]).
 //!
 //! Every process and server is stopped when its handle drops, so a failing
 //! test leaves nothing behind. Waits are on events (a log line, a port
 //! answering, a reply) with a deadline, never fixed sleeps.
 
+mod certs;
 mod chat;
 mod cluster;
 mod config;
@@ -24,6 +26,7 @@ use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
+pub use certs::{Leaf, TestCa, TlsDir, client_config};
 pub use chat::{StandInChatServer, chatserver_binary};
 pub use cluster::RedisCluster;
 pub use config::{ChatServerEntry, TestConfig, chat_servers, write_config, write_config_as};

@@ -22,4 +22,5 @@ mod process;
 mod reload;
 mod sentinel;
 mod several_instances;
+mod tls;
 mod wire;

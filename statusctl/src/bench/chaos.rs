@@ -326,10 +326,13 @@ pub async fn run(timeout: Duration, json: bool, args: &ChaosArgs) -> Result<(), 
                 addr: addr.clone(),
                 timeout,
                 compress: None,
+                tls: None,
             };
-            StatusServiceClient::new(target.endpoint().connect_lazy())
+            target
+                .endpoint()
+                .map(|endpoint| StatusServiceClient::new(endpoint.connect_lazy()))
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     let start = Instant::now();
     let load = Arc::new(Load {
         clients: clients.clone(),

@@ -133,7 +133,7 @@ pub async fn run(target: &Target, json: bool, args: &BenchArgs) -> Result<(), Fa
     };
 
     // One Channel per connection: each `connect` opens its own HTTP/2 connection.
-    let endpoint = target.endpoint();
+    let endpoint = target.endpoint()?;
     let mut channels = Vec::with_capacity(connections as usize);
     for _ in 0..connections {
         channels.push(target.connect_endpoint(&endpoint).await?);

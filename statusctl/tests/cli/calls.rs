@@ -234,13 +234,13 @@ fn help_of_every_command_exits_0_and_usage_errors_exit_2() {
         &["get-servers", "--uids", "1,x"],
         &["--compress", "brotli", "servers"],
         &["--timeout", "0", "servers"],
-        &["--addr", "https://secure:443", "servers"],
+        &["--addr", "ftp://secure:443", "servers"],
         &["bench", "--concurrency", "2", "--connections", "3"],
         &["bench", "--rpc", "nope"],
         &["drain"],
         &["revoke"],
         &["revoke", "--uid", "x"],
-        &["--admin-addr", "https://secure:443", "servers"],
+        &["--admin-addr", "ftp://secure:443", "servers"],
         &["nonsense"],
     ] {
         let run = statusctl(bad);

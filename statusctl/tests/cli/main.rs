@@ -139,3 +139,4 @@ mod bench;
 mod calls;
 mod connect;
 mod convert_config;
+mod tls;
