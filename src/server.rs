@@ -79,10 +79,11 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// The bound ports: gRPC, HTTP for `/metrics` and `/healthz` when on, and HTTP/JSON
-/// when on.
+/// The bound ports: gRPC, the Admin API's gRPC when on, HTTP for `/metrics` and
+/// `/healthz` when on, and HTTP/JSON when on.
 pub struct Listeners {
     pub grpc: std::net::TcpListener,
+    pub admin: Option<std::net::TcpListener>,
     pub metrics: Option<std::net::TcpListener>,
     pub http: Option<std::net::TcpListener>,
 }
@@ -97,10 +98,12 @@ impl Listeners {
                 .map_err(|err| StartError::Bind(addr, err))
         };
         let grpc = bind(settings.server.listen)?;
+        let admin = settings.server.admin_listen.map(bind).transpose()?;
         let metrics = settings.server.metrics_listen.map(bind).transpose()?;
         let http = settings.server.http_listen.map(bind).transpose()?;
         Ok(Listeners {
             grpc,
+            admin,
             metrics,
             http,
         })
@@ -162,6 +165,7 @@ impl Server {
         } = self;
         let bound = (|| {
             let grpc = into_tokio(listeners.grpc)?;
+            let admin = listeners.admin.map(into_tokio).transpose()?;
             let metrics = listeners.metrics.map(into_tokio).transpose()?;
             let http = listeners.http.map(into_tokio).transpose()?;
             // Metrics are recorded only when someone can read them.
@@ -169,9 +173,10 @@ impl Server {
                 Some(_) => Some(Arc::new(Metrics::new().map_err(StartError::Metrics)?)),
                 None => None,
             };
-            Ok((grpc, metrics, http, recorder))
+            Ok((grpc, admin, metrics, http, recorder))
         })();
-        let (grpc_listener, metrics_listener, http_listener, metrics) = match bound {
+        let (grpc_listener, admin_listener, metrics_listener, http_listener, metrics) = match bound
+        {
             Ok(bound) => bound,
             Err(err) => {
                 actors.stop().await;
@@ -179,6 +184,9 @@ impl Server {
             }
         };
         let local_addr = grpc_listener.local_addr().unwrap_or(settings.server.listen);
+        if let Some(addr) = admin_listener.as_ref().and_then(|l| l.local_addr().ok()) {
+            log::info!("Admin API on {addr}");
+        }
 
         let (drain, drain_signal) = drain_channel();
         if let (Some(listener), Some(metrics)) = (metrics_listener, &metrics) {
@@ -241,6 +249,7 @@ impl Server {
         };
         let serve = match grpc::serve(
             grpc_listener,
+            admin_listener,
             backends,
             settings.server.compression,
             drain_signal,

@@ -62,6 +62,9 @@ pub struct ServerSettings {
     pub metrics_listen: Option<SocketAddr>,
     /// HTTP/JSON address (docs/contract.md §9); `None` (the default, or `""`): off.
     pub http_listen: Option<SocketAddr>,
+    /// Where `statusadmin.v1.Admin` is served, and nowhere else (docs/contract.md §6);
+    /// `None` when set to `""`: no Admin API.
+    pub admin_listen: Option<SocketAddr>,
     /// How long in-flight requests may drain after SIGTERM/SIGINT; never zero.
     pub shutdown_grace: Duration,
     /// How gRPC replies are compressed, for clients that accept it
@@ -273,6 +276,7 @@ mod tests {
                 listen: "0.0.0.0:50052".parse().expect("literal"),
                 metrics_listen: Some("127.0.0.1:9464".parse().expect("literal")),
                 http_listen: None,
+                admin_listen: Some("127.0.0.1:50053".parse().expect("literal")),
                 shutdown_grace: Duration::from_millis(10_000),
                 compression: ReplyCompression::None,
             },
@@ -356,6 +360,7 @@ mod tests {
 listen = "[::1]:7000"
 metrics_listen = "10.1.2.3:9000"
 http_listen = "0.0.0.0:8080"
+admin_listen = "10.1.2.3:9001"
 shutdown_grace_ms = 2500
 compression = "zstd"
 
@@ -397,6 +402,7 @@ draining = false
                     listen: "[::1]:7000".parse().expect("literal"),
                     metrics_listen: Some("10.1.2.3:9000".parse().expect("literal")),
                     http_listen: Some("0.0.0.0:8080".parse().expect("literal")),
+                    admin_listen: Some("10.1.2.3:9001".parse().expect("literal")),
                     shutdown_grace: Duration::from_millis(2500),
                     compression: ReplyCompression::Zstd,
                 },

@@ -4,7 +4,9 @@
 //! One service per file, each translating wire <-> actor messages and
 //! nothing more: [`status`] (`message.StatusService`, the deployed contract),
 //! [`batch`] (`statusbatch.v1.Batch`), [`admin`] (`statusadmin.v1.Admin`). Beside them tonic's
-//! `grpc.health.v1.Health` and server reflection. Cross-cutting concerns are
+//! `grpc.health.v1.Health` and server reflection. The Admin service has a port of its own,
+//! `server.admin_listen`, and is not served on `listen` (docs/contract.md §6): who can reach
+//! the public port cannot read the topology, drain servers or trigger reloads. Cross-cutting concerns are
 //! small layers of their own: [`in_flight_limit`] sheds requests past a bound,
 //! [`silent_connections`] ends connections that never spoke once draining
 //! starts.
@@ -108,11 +110,14 @@ fn reply_encoding(compression: ReplyCompression) -> Option<CompressionEncoding> 
     }
 }
 
-/// Serves every gRPC service on `listener` until `drain` starts, then lets
-/// accepted requests finish (tonic's graceful shutdown; the caller bounds it).
+/// Serves the public services on `listener` and the Admin service on
+/// `admin_listener` (when on) until `drain` starts, then lets accepted
+/// requests finish (tonic's graceful shutdown; the caller bounds it).
 /// Replies are compressed as `compression` says, to clients that accept it.
+/// The future ends with the first port that fails, or once both drained.
 pub fn serve<H: Health>(
     listener: TcpListener,
+    admin_listener: Option<TcpListener>,
     backends: Backends<H>,
     compression: ReplyCompression,
     drain: DrainSignal,
@@ -148,29 +153,46 @@ pub fn serve<H: Health>(
         .max_decoding_message_size(MAX_REQUEST_BYTES),
         reply
     );
-    let admin_service = compressed!(
-        AdminServer::new(AdminService::new(
-            backends.registry,
-            backends.tokens,
-            backends.reloads,
-        ))
-        .max_decoding_message_size(MAX_REQUEST_BYTES),
-        reply
-    );
+    let admin = admin_listener.map(|admin_listener| {
+        let admin_service = compressed!(
+            AdminServer::new(AdminService::new(
+                backends.registry,
+                backends.tokens,
+                backends.reloads,
+            ))
+            .max_decoding_message_size(MAX_REQUEST_BYTES),
+            reply
+        );
+        // A budget of its own: a flood on the public port cannot lock the operator out.
+        tonic::transport::Server::builder()
+            .layer(InFlightLimitLayer::new(MAX_IN_FLIGHT, shed.clone()))
+            .add_service(admin_service)
+            .serve_with_incoming_shutdown(incoming(admin_listener, &drain), drain.clone().started())
+    });
     let health = compressed!(backends.health, reply);
-    let incoming = TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .map_ok({
-            let drain = drain.clone();
-            move |stream| SilentUntilDrain::new(stream, drain.clone())
-        });
-    Ok(tonic::transport::Server::builder()
+    let public = tonic::transport::Server::builder()
         .layer(InFlightLimitLayer::new(MAX_IN_FLIGHT, shed))
         .add_service(status_service)
         .add_service(batch_service)
-        .add_service(admin_service)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(incoming, drain.started()))
+        .serve_with_incoming_shutdown(incoming(listener, &drain), drain.started());
+    Ok(async move {
+        match admin {
+            Some(admin) => tokio::try_join!(public, admin).map(|((), ())| ()),
+            None => public.await,
+        }
+    })
+}
+
+/// The accepted connections of `listener`, each ended once draining starts if it never spoke.
+fn incoming(
+    listener: TcpListener,
+    drain: &DrainSignal,
+) -> impl futures_util::Stream<Item = Result<SilentUntilDrain, std::io::Error>> + use<> {
+    let drain = drain.clone();
+    TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .map_ok(move |stream| SilentUntilDrain::new(stream, drain.clone()))
 }

@@ -3,7 +3,6 @@
 //! counts until the hash is back; with probing off, nothing is alive.
 
 use status_server::admin_proto::ListServersReq;
-use status_server::admin_proto::admin_client::AdminClient;
 use status_server::proto::status_service_client::StatusServiceClient;
 use testkit::*;
 use tonic::Code;
@@ -91,7 +90,7 @@ async fn with_probing_a_vanished_hash_keeps_reachable_servers_with_their_last_co
             "uid {uid}"
         );
     }
-    let mut admin = AdminClient::new(server.channel().await);
+    let mut admin = server.admin().await;
     let listed = admin
         .list_servers(ListServersReq {})
         .await
@@ -129,7 +128,7 @@ async fn with_probing_a_server_without_a_count_yet_serves_from_0_while_the_hash_
     wait_for_hash_gauge(&server, 0.0).await;
     let mut client = server.client().await;
     assert_eq!(placed(&mut client, 1).await, port.to_string());
-    let mut admin = AdminClient::new(server.channel().await);
+    let mut admin = server.admin().await;
     let listed = admin
         .list_servers(ListServersReq {})
         .await
