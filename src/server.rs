@@ -278,15 +278,24 @@ impl Server {
                     None => break "control channel closed",
                     Some(Control::Reload(reply)) => {
                         log::info!("reloading {}", config_path.display());
-                        let outcome = reload(&actors, &config_path, &mut settings).await;
-                        if let Some(reply) = reply {
-                            let _ = reply.send(outcome);
+                        match reload(&actors, &config_path, &mut settings, &mut control).await {
+                            Ok(outcome) => {
+                                if let Some(reply) = reply {
+                                    let _ = reply.send(outcome);
+                                }
+                            }
+                            Err(reason) => break reason,
                         }
                     }
                 },
                 Some(reply) = reload_rx.recv() => {
                     log::info!("Admin API: reloading {}", config_path.display());
-                    let _ = reply.send(reload(&actors, &config_path, &mut settings).await);
+                    match reload(&actors, &config_path, &mut settings, &mut control).await {
+                        Ok(outcome) => {
+                            let _ = reply.send(outcome);
+                        }
+                        Err(reason) => break reason,
+                    }
                 }
             }
         };
@@ -343,13 +352,42 @@ impl Server {
     }
 }
 
-/// Reloads, and logs the summary of what now runs.
-async fn reload(actors: &Actors, path: &std::path::Path, running: &mut Settings) -> ReloadOutcome {
-    let outcome = actors.reload(path, running).await;
+/// Reloads, and logs the summary of what now runs; `Err` with the reason when a stop came
+/// first. Control events keep being read meanwhile, so a stop is never held up by a reload
+/// (the reload is given up: the server stops anyway); a second reload is answered at once.
+async fn reload(
+    actors: &Actors,
+    path: &std::path::Path,
+    running: &mut Settings,
+    control: &mut mpsc::Receiver<Control>,
+) -> Result<ReloadOutcome, &'static str> {
+    let outcome = {
+        let reloading = actors.reload(path, running);
+        tokio::pin!(reloading);
+        loop {
+            tokio::select! {
+                outcome = &mut reloading => break outcome,
+                event = control.recv() => match event {
+                    Some(Control::Stop(reason)) => return Err(reason),
+                    None => return Err("control channel closed"),
+                    Some(Control::Reload(reply)) => {
+                        log::info!("a reload is already running; not starting another");
+                        if let Some(reply) = reply {
+                            let _ = reply.send(ReloadOutcome {
+                                applied: false,
+                                message: "a reload is already running".to_string(),
+                                restart_needed: Vec::new(),
+                            });
+                        }
+                    }
+                },
+            }
+        }
+    };
     if outcome.applied {
         log_summary(running, None);
     }
-    outcome
+    Ok(outcome)
 }
 
 /// The next stop while draining, skipping reloads; never, once the control

@@ -9,9 +9,12 @@
 //! file and the problem (`errors`).
 //!
 //! A path ending in `.ini` is the C++ StatusServer's INI file instead (`ini`): it is turned
-//! into the TOML document it stands for and goes through the same two stages.
+//! into the TOML document it stands for and goes through the same two stages. Either is read
+//! bounded (`file`): a regular file of at most 1 MiB, and on a reload off the async threads
+//! with a deadline ([`Settings::load_off_thread`]).
 
 mod errors;
+mod file;
 pub mod ini;
 mod raw;
 #[cfg(test)]
@@ -168,10 +171,11 @@ impl Settings {
     /// ([`ini`]).
     ///
     /// # Errors
-    /// The file cannot be read, `STATUS_REDIS_URL` is not UTF-8, or [`Settings::parse`]
+    /// The file cannot be read (or is not a regular file, or is larger than 1 MiB),
+    /// `STATUS_REDIS_URL` is not UTF-8, or [`Settings::parse`]
     /// (for INI: [`ini::parse`]) fails.
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
-        let text = read_text(path)?;
+        let text = file::read_text(path)?;
         let url_override = match std::env::var_os(REDIS_URL_ENV) {
             None => None,
             Some(value) => match value.into_string() {
@@ -228,12 +232,6 @@ impl Settings {
         let raw = RawConfig::deserialize(document).map_err(|e| src.schema_error(&e))?;
         raw.validate(&src, redis_url_override.filter(|url| !url.is_empty()))
     }
-}
-
-/// The config file's text.
-fn read_text(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new(path, None, format!("cannot read: {e}")))
 }
 
 #[cfg(test)]

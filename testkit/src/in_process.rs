@@ -131,6 +131,11 @@ impl TestServer {
             .expect("rewriting the test config");
     }
 
+    /// The config file the server was started with (and re-reads on a reload).
+    pub fn config_path(&self) -> &std::path::Path {
+        &self.config_path
+    }
+
     /// Reloads the config file (what SIGHUP does) and returns the outcome.
     pub async fn reload(&self) -> ReloadOutcome {
         let (reply, outcome) = oneshot::channel();

@@ -175,6 +175,11 @@ impl ServerProcess {
             .expect("rewriting the test config");
     }
 
+    /// The config file the server was started with (and re-reads on SIGHUP).
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
