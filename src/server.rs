@@ -14,8 +14,10 @@
 //! stop in that order and Redis closes.
 
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -263,42 +265,59 @@ impl Server {
         log_summary(&settings, Some(local_addr));
         tokio::pin!(serve);
 
+        let mut reloading: Option<(Reloading<'_>, ReplyTo)> = None;
         let reason = loop {
             tokio::select! {
                 served = &mut serve => {
                     // The server ended without being asked to: a transport failure.
+                    drop(reloading);
                     actors.stop().await;
                     return Err(served.err().map_or_else(
                         || StartError::Bind(local_addr, std::io::Error::other("listener closed")),
                         StartError::Serve,
                     ));
                 }
+                // The reload runs beside serving and control events: new connections are
+                // accepted and a stop is honoured however long it takes.
+                (outcome, reloaded) = async {
+                    match &mut reloading {
+                        Some((running, _)) => running.await,
+                        None => std::future::pending().await,
+                    }
+                }, if reloading.is_some() => {
+                    settings = reloaded;
+                    if let Some((_, Some(reply))) = reloading.take() {
+                        let _ = reply.send(outcome);
+                    }
+                }
                 event = control.recv() => match event {
                     Some(Control::Stop(reason)) => break reason,
                     None => break "control channel closed",
+                    Some(Control::Reload(reply)) if reloading.is_some() => {
+                        log::info!("a reload is already running; not starting another");
+                        if let Some(reply) = reply {
+                            let _ = reply.send(ReloadOutcome {
+                                applied: false,
+                                message: "a reload is already running".to_string(),
+                                restart_needed: Vec::new(),
+                            });
+                        }
+                    }
                     Some(Control::Reload(reply)) => {
                         log::info!("reloading {}", config_path.display());
-                        match reload(&actors, &config_path, &mut settings, &mut control).await {
-                            Ok(outcome) => {
-                                if let Some(reply) = reply {
-                                    let _ = reply.send(outcome);
-                                }
-                            }
-                            Err(reason) => break reason,
-                        }
+                        let running = reload(&actors, &config_path, settings.clone());
+                        reloading = Some((Box::pin(running), reply));
                     }
                 },
-                Some(reply) = reload_rx.recv() => {
+                Some(reply) = reload_rx.recv(), if reloading.is_none() => {
                     log::info!("Admin API: reloading {}", config_path.display());
-                    match reload(&actors, &config_path, &mut settings, &mut control).await {
-                        Ok(outcome) => {
-                            let _ = reply.send(outcome);
-                        }
-                        Err(reason) => break reason,
-                    }
+                    let running = reload(&actors, &config_path, settings.clone());
+                    reloading = Some((Box::pin(running), Some(reply)));
                 }
             }
         };
+        // A reload still running is given up: the server stops anyway.
+        drop(reloading);
 
         let grace = settings.server.shutdown_grace;
         log::info!(
@@ -352,42 +371,22 @@ impl Server {
     }
 }
 
-/// Reloads, and logs the summary of what now runs; `Err` with the reason when a stop came
-/// first. Control events keep being read meanwhile, so a stop is never held up by a reload
-/// (the reload is given up: the server stops anyway); a second reload is answered at once.
-async fn reload(
-    actors: &Actors,
-    path: &std::path::Path,
-    running: &mut Settings,
-    control: &mut mpsc::Receiver<Control>,
-) -> Result<ReloadOutcome, &'static str> {
-    let outcome = {
-        let reloading = actors.reload(path, running);
-        tokio::pin!(reloading);
-        loop {
-            tokio::select! {
-                outcome = &mut reloading => break outcome,
-                event = control.recv() => match event {
-                    Some(Control::Stop(reason)) => return Err(reason),
-                    None => return Err("control channel closed"),
-                    Some(Control::Reload(reply)) => {
-                        log::info!("a reload is already running; not starting another");
-                        if let Some(reply) = reply {
-                            let _ = reply.send(ReloadOutcome {
-                                applied: false,
-                                message: "a reload is already running".to_string(),
-                                restart_needed: Vec::new(),
-                            });
-                        }
-                    }
-                },
-            }
-        }
-    };
+/// What a reload answers, and the settings that run after it.
+type Reloaded = (ReloadOutcome, Settings);
+
+/// A reload running beside the serve loop.
+type Reloading<'a> = Pin<Box<dyn Future<Output = Reloaded> + 'a>>;
+
+/// Who waits for a reload's outcome (nobody for a SIGHUP).
+type ReplyTo = Option<oneshot::Sender<ReloadOutcome>>;
+
+/// Reloads `running`, and logs the summary of what now runs.
+async fn reload(actors: &Actors, path: &std::path::Path, mut running: Settings) -> Reloaded {
+    let outcome = actors.reload(path, &mut running).await;
     if outcome.applied {
-        log_summary(running, None);
+        log_summary(&running, None);
     }
-    Ok(outcome)
+    (outcome, running)
 }
 
 /// The next stop while draining, skipping reloads; never, once the control

@@ -63,19 +63,33 @@ fn too_large(path: &Path) -> ConfigError {
 }
 
 impl Settings {
-    /// [`Settings::load`] on a blocking thread, given up after [`READ_DEADLINE`]: what a reload
-    /// uses, so that a slow file never holds the async threads. A read given up keeps its
-    /// blocking thread until the file system answers; nothing waits for it.
+    /// [`Settings::load`] on a thread of its own, given up after [`READ_DEADLINE`]: what a
+    /// reload uses, so that a slow file never holds the async threads. A read given up keeps
+    /// its thread until the file system answers; nothing waits for it, not even the exit
+    /// (tokio's blocking pool would hold the runtime's shutdown until the read returns).
     pub async fn load_off_thread(path: PathBuf) -> Result<Settings, ConfigError> {
         let shown = path.clone();
-        let read = tokio::task::spawn_blocking(move || Settings::load(&path));
-        match tokio::time::timeout(READ_DEADLINE, read).await {
-            Ok(Ok(loaded)) => loaded,
-            // The blocking task panicked or the runtime is shutting down.
-            Ok(Err(join)) => Err(ConfigError::new(
+        let (tx, read) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("config reader".to_string())
+            .spawn(move || {
+                // The reload may have been given up: nobody to tell.
+                let _ = tx.send(Settings::load(&path));
+            });
+        if let Err(err) = spawned {
+            return Err(ConfigError::new(
                 &shown,
                 None,
-                format!("cannot read: {join}"),
+                format!("cannot read: no thread to read it on: {err}"),
+            ));
+        }
+        match tokio::time::timeout(READ_DEADLINE, read).await {
+            Ok(Ok(loaded)) => loaded,
+            // The reading thread panicked.
+            Ok(Err(_)) => Err(ConfigError::new(
+                &shown,
+                None,
+                "cannot read: the reading thread failed",
             )),
             Err(_) => Err(ConfigError::new(
                 &shown,
