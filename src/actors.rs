@@ -118,7 +118,7 @@ impl Actors {
                 restart_needed: Vec::new(),
             }
         };
-        let loaded = match Settings::load(path) {
+        let loaded = match Settings::load_off_thread(path.to_path_buf()).await {
             Ok(loaded) => loaded,
             Err(err) => return not_applied(err.to_string()),
         };

@@ -20,7 +20,8 @@ mod signals;
 /// The config keys, for `--help` (docs/contract.md §4-5 and the README say more).
 const CONFIG_KEYS: &str = "\
 Config keys (default):
-  [server]    listen (\"0.0.0.0:50052\"), metrics_listen (\"127.0.0.1:9464\"; \"\" = off),
+  [server]    listen (\"0.0.0.0:50052\"), admin_listen (\"127.0.0.1:50053\"; \"\" = off; Admin API),
+              metrics_listen (\"127.0.0.1:9464\"; \"\" = off),
               http_listen (\"\" = off; HTTP/JSON), shutdown_grace_ms (10000),
               compression (\"none\" | \"gzip\" | \"zstd\"; replies; restart to change),
               max_connections (10000; gRPC connections open at once; restart to change)

@@ -4,7 +4,7 @@
 //! moved, their weights, capacities and drains), the balancing strategy, TTL,
 //! token prefix, load hash key, intervals, timeouts and the Redis URL (a new
 //! connection is opened lazily). What is bound at start-up,
-//! the listening addresses and the reply compression, needs a restart: those keys keep their running
+//! the listening addresses (the Admin port's too) and the reply compression, needs a restart: those keys keep their running
 //! values and the log says so. A file that does not validate changes nothing.
 
 use crate::config::Settings;
@@ -46,6 +46,13 @@ pub fn plan_reload(running: &Settings, mut loaded: Settings) -> (Settings, Vec<S
         "server.http_listen",
         &now.http_listen,
         &mut new.http_listen,
+        maybe_addr,
+        &mut restart_needed,
+    );
+    keep_running(
+        "server.admin_listen",
+        &now.admin_listen,
+        &mut new.admin_listen,
         maybe_addr,
         &mut restart_needed,
     );
@@ -113,16 +120,18 @@ mod tests {
     fn listen_changes_are_kept_back_and_reported() {
         let running = settings("");
         let loaded = settings(
-            "[server]\nlisten = \"127.0.0.1:1\"\nmetrics_listen = \"127.0.0.1:2\"\nhttp_listen = \"127.0.0.1:3\"\nshutdown_grace_ms = 5",
+            "[server]\nlisten = \"127.0.0.1:1\"\nmetrics_listen = \"127.0.0.1:2\"\nhttp_listen = \"127.0.0.1:3\"\nadmin_listen = \"\"\nshutdown_grace_ms = 5",
         );
         let (applied, restart) = plan_reload(&running, loaded);
         assert_eq!(applied.server.listen, running.server.listen);
         assert_eq!(applied.server.metrics_listen, running.server.metrics_listen);
         assert_eq!(applied.server.http_listen, running.server.http_listen);
+        assert_eq!(applied.server.admin_listen, running.server.admin_listen);
         assert_eq!(applied.server.shutdown_grace, Duration::from_millis(5));
-        assert_eq!(restart.len(), 3);
+        assert_eq!(restart.len(), 4);
         assert!(restart[0].starts_with("server.listen (0.0.0.0:50052 -> 127.0.0.1:1)"));
         assert_eq!(restart[2], "server.http_listen (off -> 127.0.0.1:3)");
+        assert_eq!(restart[3], "server.admin_listen (127.0.0.1:50053 -> off)");
     }
 
     #[test]

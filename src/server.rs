@@ -14,8 +14,10 @@
 //! stop in that order and Redis closes.
 
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -81,10 +83,11 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// The bound ports: gRPC, HTTP for `/metrics` and `/healthz` when on, and HTTP/JSON
-/// when on.
+/// The bound ports: gRPC, the Admin API's gRPC when on, HTTP for `/metrics` and
+/// `/healthz` when on, and HTTP/JSON when on.
 pub struct Listeners {
     pub grpc: std::net::TcpListener,
+    pub admin: Option<std::net::TcpListener>,
     pub metrics: Option<std::net::TcpListener>,
     pub http: Option<std::net::TcpListener>,
 }
@@ -99,10 +102,12 @@ impl Listeners {
                 .map_err(|err| StartError::Bind(addr, err))
         };
         let grpc = bind(settings.server.listen)?;
+        let admin = settings.server.admin_listen.map(bind).transpose()?;
         let metrics = settings.server.metrics_listen.map(bind).transpose()?;
         let http = settings.server.http_listen.map(bind).transpose()?;
         Ok(Listeners {
             grpc,
+            admin,
             metrics,
             http,
         })
@@ -176,6 +181,7 @@ impl Server {
         } = self;
         let bound = (|| {
             let grpc = into_tokio(listeners.grpc)?;
+            let admin = listeners.admin.map(into_tokio).transpose()?;
             let metrics = listeners.metrics.map(into_tokio).transpose()?;
             let http = listeners.http.map(into_tokio).transpose()?;
             // Metrics are recorded only when someone can read them.
@@ -183,9 +189,10 @@ impl Server {
                 Some(_) => Some(Arc::new(Metrics::new().map_err(StartError::Metrics)?)),
                 None => None,
             };
-            Ok((grpc, metrics, http, recorder))
+            Ok((grpc, admin, metrics, http, recorder))
         })();
-        let (grpc_listener, metrics_listener, http_listener, metrics) = match bound {
+        let (grpc_listener, admin_listener, metrics_listener, http_listener, metrics) = match bound
+        {
             Ok(bound) => bound,
             Err(err) => {
                 actors.stop().await;
@@ -193,6 +200,9 @@ impl Server {
             }
         };
         let local_addr = grpc_listener.local_addr().unwrap_or(settings.server.listen);
+        if let Some(addr) = admin_listener.as_ref().and_then(|l| l.local_addr().ok()) {
+            log::info!("Admin API on {addr}");
+        }
 
         let (drain, drain_signal) = drain_channel();
         if let (Some(listener), Some(metrics)) = (metrics_listener, &metrics) {
@@ -262,6 +272,7 @@ impl Server {
         };
         let serve = match grpc::serve(
             grpc_listener,
+            admin_listener,
             tls.clone(),
             backends,
             settings.server.compression,
@@ -277,33 +288,59 @@ impl Server {
         log_summary(&settings, Some(local_addr));
         tokio::pin!(serve);
 
+        let mut reloading: Option<(Reloading<'_>, ReplyTo)> = None;
         let reason = loop {
             tokio::select! {
                 served = &mut serve => {
                     // The server ended without being asked to: a transport failure.
+                    drop(reloading);
                     actors.stop().await;
                     return Err(served.err().map_or_else(
                         || StartError::Bind(local_addr, std::io::Error::other("listener closed")),
                         StartError::Serve,
                     ));
                 }
+                // The reload runs beside serving and control events: new connections are
+                // accepted and a stop is honoured however long it takes.
+                (outcome, reloaded) = async {
+                    match &mut reloading {
+                        Some((running, _)) => running.await,
+                        None => std::future::pending().await,
+                    }
+                }, if reloading.is_some() => {
+                    settings = reloaded;
+                    if let Some((_, Some(reply))) = reloading.take() {
+                        let _ = reply.send(outcome);
+                    }
+                }
                 event = control.recv() => match event {
                     Some(Control::Stop(reason)) => break reason,
                     None => break "control channel closed",
-                    Some(Control::Reload(reply)) => {
-                        log::info!("reloading {}", config_path.display());
-                        let outcome = reload(&actors, tls.as_ref(), &config_path, &mut settings).await;
+                    Some(Control::Reload(reply)) if reloading.is_some() => {
+                        log::info!("a reload is already running; not starting another");
                         if let Some(reply) = reply {
-                            let _ = reply.send(outcome);
+                            let _ = reply.send(ReloadOutcome {
+                                applied: false,
+                                message: "a reload is already running".to_string(),
+                                restart_needed: Vec::new(),
+                            });
                         }
                     }
+                    Some(Control::Reload(reply)) => {
+                        log::info!("reloading {}", config_path.display());
+                        let running = reload(&actors, tls.as_ref(), &config_path, settings.clone());
+                        reloading = Some((Box::pin(running), reply));
+                    }
                 },
-                Some(reply) = reload_rx.recv() => {
+                Some(reply) = reload_rx.recv(), if reloading.is_none() => {
                     log::info!("Admin API: reloading {}", config_path.display());
-                    let _ = reply.send(reload(&actors, tls.as_ref(), &config_path, &mut settings).await);
+                    let running = reload(&actors, tls.as_ref(), &config_path, settings.clone());
+                    reloading = Some((Box::pin(running), Some(reply)));
                 }
             }
         };
+        // A reload still running is given up: the server stops anyway.
+        drop(reloading);
 
         let grace = settings.server.shutdown_grace;
         log::info!(
@@ -357,16 +394,25 @@ impl Server {
     }
 }
 
-/// Reloads, re-reads the TLS files for new connections, and logs the summary of what now
-/// runs. TLS files that do not load keep the running certificates; the rest of the reload
-/// stands, and the outcome says so.
+/// What a reload answers, and the settings that run after it.
+type Reloaded = (ReloadOutcome, Settings);
+
+/// A reload running beside the serve loop.
+type Reloading<'a> = Pin<Box<dyn Future<Output = Reloaded> + 'a>>;
+
+/// Who waits for a reload's outcome (nobody for a SIGHUP).
+type ReplyTo = Option<oneshot::Sender<ReloadOutcome>>;
+
+/// Reloads `running`, re-reads the TLS files for new connections, and logs the summary of
+/// what now runs. TLS files that do not load keep the running certificates; the rest of the
+/// reload stands, and the outcome says so.
 async fn reload(
     actors: &Actors,
     tls: Option<&TlsAcceptor>,
     path: &std::path::Path,
-    running: &mut Settings,
-) -> ReloadOutcome {
-    let mut outcome = actors.reload(path, running).await;
+    mut running: Settings,
+) -> Reloaded {
+    let mut outcome = actors.reload(path, &mut running).await;
     if outcome.applied {
         // `server.tls` on/off is a restart key: `running.server.tls` is set exactly when
         // `tls` is.
@@ -381,9 +427,9 @@ async fn reload(
                 }
             }
         }
-        log_summary(running, None);
+        log_summary(&running, None);
     }
-    outcome
+    (outcome, running)
 }
 
 /// The next stop while draining, skipping reloads; never, once the control

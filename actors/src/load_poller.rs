@@ -12,12 +12,22 @@
 //!   the registry keeps the last known counts; the registry also tracks the
 //!   polls' health, and logs an outage once when it starts (with the age of
 //!   those counts) and once when it ends.
+//!
+//!   A field is read only while it is short enough to be a count: the same
+//!   pipeline asks `HSTRLEN` of every configured field, and `HMGET` leaves out
+//!   the fields whose length the previous poll found over
+//!   [`MAX_LOAD_FIELD_BYTES`]. Such a field counts as not a count (logged
+//!   once, when it turns so) without its value crossing the network again: a
+//!   10 MB value costs one read when it appears, not one per poll. It is read
+//!   again the poll after its length is back under the cap. Still one round
+//!   trip per poll.
 //! - `Probe` opens a TCP connection to every server in parallel every
 //!   `probe_interval` (when probing is on) and reports who accepted.
 //!
 //! Neither job runs on the request path. `main` sends the first `Refresh`
 //! itself and awaits it, so the gRPC port opens with fresh data.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::time::Duration;
 
@@ -25,14 +35,23 @@ use actix::prelude::*;
 use futures_util::future::join_all;
 
 use crate::Shutdown;
-use crate::balance::{LoadHash, parse_load_field};
+use crate::balance::{LoadField, LoadHash, parse_load_field};
 use crate::chat_server::ChatServer;
 use crate::redis_link::{RedisFailure, RedisLink};
 use crate::server_registry::{LoadReport, PollFailed, ProbeReport, ServerRegistry};
 
-/// What one poll reads: `EXISTS` of the load hash, and its fields in the
-/// order of the configured servers (`None`: no such field).
-type HashRead = (bool, Vec<Option<Vec<u8>>>);
+/// Longest load field read: a count is at most 20 digits (`u64::MAX`).
+pub const MAX_LOAD_FIELD_BYTES: u64 = 32;
+
+/// What one poll read of the load hash.
+struct HashRead {
+    /// What `EXISTS` answered.
+    key_exists: bool,
+    /// Every configured field's `HSTRLEN`, in the order of the servers (0: no such field).
+    lengths: Vec<u64>,
+    /// The fields `HMGET` read, by name (`None`: no such field); not the ones left out.
+    values: Vec<(String, Option<Vec<u8>>)>,
+}
 
 /// Longest a TCP probe waits for a connection, whatever the probe interval.
 const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -57,6 +76,9 @@ pub struct LoadPoller {
     /// Chain of periodic polls and probes currently in charge; a `Refresh`
     /// starts a new one so that a reload never leaves two chains running.
     generation: u64,
+    /// Fields whose length the last poll found over [`MAX_LOAD_FIELD_BYTES`]:
+    /// the next poll does not read their values.
+    oversized: HashSet<String>,
 }
 
 impl LoadPoller {
@@ -66,6 +88,7 @@ impl LoadPoller {
             registry,
             settings,
             generation: 0,
+            oversized: HashSet::new(),
         }
     }
 }
@@ -79,31 +102,70 @@ impl Actor for LoadPoller {
 }
 
 impl LoadPoller {
-    /// Reads the load hash: whether the key exists, and the configured
-    /// names' fields, as one pipeline (one round trip, one deadline).
+    /// Reads the load hash as one pipeline (one round trip, one deadline):
+    /// whether the key exists, every configured field's length, and the
+    /// values of the fields not found oversized by the last poll.
     fn read_loads(&self) -> impl Future<Output = Result<HashRead, RedisFailure>> + 'static {
         let conn = self.conn.clone();
         let key = &self.settings.login_count_key;
+        let servers = &self.settings.servers;
         let mut pipe = redis::pipe();
-        pipe.cmd("EXISTS").arg(key).cmd("HMGET").arg(key);
-        for server in &self.settings.servers {
-            pipe.arg(&server.name);
+        pipe.cmd("EXISTS").arg(key);
+        for server in servers {
+            pipe.cmd("HSTRLEN").arg(key).arg(&server.name);
+        }
+        let read: Vec<String> = servers
+            .iter()
+            .filter(|server| !self.oversized.contains(&server.name))
+            .map(|server| server.name.clone())
+            .collect();
+        // HMGET needs at least one field.
+        if !read.is_empty() {
+            pipe.cmd("HMGET").arg(key).arg(&read);
         }
         let timeout = self.settings.command_timeout;
-        async move { conn.query(&pipe, timeout).await }
+        let count = servers.len();
+        async move {
+            let replies: Vec<redis::Value> = conn.query(&pipe, timeout).await?;
+            parse_read(replies, count, read)
+        }
     }
 
     /// Turns a read into a report (`Err(PollFailed)` on failure: the registry
-    /// keeps the last counts).
-    fn load_report(&self, read: Result<HashRead, RedisFailure>) -> Result<LoadReport, PollFailed> {
-        let (key_exists, values) = read.map_err(|error| PollFailed { error })?;
-        let fields = self
-            .settings
-            .servers
-            .iter()
-            .zip(values)
-            .map(|(server, raw)| (server.name.clone(), parse_load_field(raw.as_deref())))
-            .collect();
+    /// keeps the last counts), and notes which fields are oversized.
+    fn load_report(
+        &mut self,
+        read: Result<HashRead, RedisFailure>,
+    ) -> Result<LoadReport, PollFailed> {
+        let HashRead {
+            key_exists,
+            lengths,
+            values,
+        } = read.map_err(|error| PollFailed { error })?;
+        let mut values = values.into_iter().peekable();
+        let mut fields = Vec::with_capacity(lengths.len());
+        for (server, length) in self.settings.servers.iter().zip(lengths) {
+            let name = &server.name;
+            // Values come in server order, for the servers that were read.
+            let value = match values.peek() {
+                Some((read, _)) if read == name => values.next().map(|(_, value)| value),
+                _ => None,
+            };
+            let field = if length > MAX_LOAD_FIELD_BYTES {
+                self.oversized.insert(name.clone());
+                LoadField::Invalid(format!("a value of {length} bytes"))
+            } else {
+                self.oversized.remove(name);
+                match value {
+                    Some(value) => parse_load_field(value.as_deref()),
+                    // Oversized at the last poll, short now: read at the next.
+                    None => {
+                        LoadField::Invalid(format!("a value over {MAX_LOAD_FIELD_BYTES} bytes"))
+                    }
+                }
+            };
+            fields.push((name.clone(), field));
+        }
         Ok(LoadReport {
             hash: LoadHash { key_exists, fields },
         })
@@ -147,6 +209,51 @@ impl LoadPoller {
         let probes = self.probe_servers();
         async move { report_to(registry, None, probes.await).await }.into_actor(self)
     }
+}
+
+/// The replies of [`LoadPoller::read_loads`]'s pipeline: `EXISTS`, `count`
+/// `HSTRLEN`s, then (when any field was read) `HMGET` of `read`.
+fn parse_read(
+    replies: Vec<redis::Value>,
+    count: usize,
+    read: Vec<String>,
+) -> Result<HashRead, RedisFailure> {
+    let malformed = |what: &str| {
+        RedisFailure::Command(redis::RedisError::from((
+            redis::ErrorKind::Client,
+            "unexpected reply to the load hash poll",
+            what.to_string(),
+        )))
+    };
+    let expected = 1 + count + usize::from(!read.is_empty());
+    if replies.len() != expected {
+        return Err(malformed(&format!(
+            "{} replies for {expected} commands",
+            replies.len()
+        )));
+    }
+    let mut replies = replies.into_iter();
+    let as_command = |err: redis::ParsingError| RedisFailure::Command(err.into());
+    let key_exists: bool =
+        redis::from_redis_value(replies.next().ok_or_else(|| malformed("no EXISTS"))?)
+            .map_err(as_command)?;
+    let lengths = replies
+        .by_ref()
+        .take(count)
+        .map(|length| redis::from_redis_value::<u64>(length).map_err(as_command))
+        .collect::<Result<Vec<u64>, RedisFailure>>()?;
+    let values: Vec<Option<Vec<u8>>> = match replies.next() {
+        Some(values) => redis::from_redis_value(values).map_err(as_command)?,
+        None => Vec::new(),
+    };
+    if values.len() != read.len() {
+        return Err(malformed("HMGET answered another number of fields"));
+    }
+    Ok(HashRead {
+        key_exists,
+        lengths,
+        values: read.into_iter().zip(values).collect(),
+    })
 }
 
 /// Delivers reports to the registry; an error means it stopped (shutdown).
@@ -268,5 +375,40 @@ impl Handler<Shutdown> for LoadPoller {
 
     fn handle(&mut self, _msg: Shutdown, ctx: &mut Self::Context) {
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use redis::Value;
+
+    use super::*;
+
+    #[test]
+    fn a_read_gives_each_length_and_the_values_read() {
+        let replies = vec![
+            Value::Int(1),
+            Value::Int(2),
+            Value::Int(10_485_760),
+            Value::Array(vec![Value::BulkString(b"17".to_vec())]),
+        ];
+        let read = parse_read(replies, 2, vec!["a".to_string()]).expect("well-formed");
+        assert!(read.key_exists);
+        assert_eq!(read.lengths, [2, 10_485_760]);
+        assert_eq!(read.values, [("a".to_string(), Some(b"17".to_vec()))]);
+    }
+
+    #[test]
+    fn every_field_left_out_sends_no_hmget() {
+        let replies = vec![Value::Int(0), Value::Int(40)];
+        let read = parse_read(replies, 1, Vec::new()).expect("well-formed");
+        assert!(!read.key_exists);
+        assert!(read.values.is_empty());
+    }
+
+    #[test]
+    fn a_missing_reply_is_a_failed_poll() {
+        let replies = vec![Value::Int(1), Value::Int(2)];
+        assert!(parse_read(replies, 1, vec!["a".to_string()]).is_err());
     }
 }

@@ -29,6 +29,11 @@
 //! round trip by `WAIT N command_timeout_ms`; a write that fewer than N
 //! replicas acknowledged fails (the caller answers UNAVAILABLE, no token).
 //!
+//! A token key holding another type (a list, a hash: someone else's data, or an attack)
+//! makes its `GET` answer `WRONGTYPE`. That is this key's problem, not Redis's: Login answers
+//! that the token is not valid (1010), the reply counts as an answer, never toward an
+//! outage, and the first such reply is logged once.
+//!
 //! Requests are fire-and-forget messages carrying their reply channel: the
 //! requester awaits a [`PendingReply`] on its own task, so no future per
 //! request runs on the actors' thread and the answer wakes the requester
@@ -109,16 +114,22 @@ impl Waiter {
                 presented,
                 reply: tx,
             } => {
-                let checked = replies.and_then(|mut replies| {
-                    let stored = match replies.pop() {
-                        None | Some(Value::Nil) => None,
-                        Some(value) => Some(
-                            redis::from_redis_value::<Vec<u8>>(value)
-                                .map_err(|err| RedisFailure::Command(err.into()))?,
-                        ),
-                    };
-                    Ok(check_stored_token(stored.as_deref(), &presented))
-                });
+                let checked = match replies {
+                    // Whatever another type holds, it is not the token.
+                    Err(RedisFailure::Command(err)) if is_wrong_type(&err) => {
+                        Ok(LoginCheck::TokenInvalid)
+                    }
+                    replies => replies.and_then(|mut replies| {
+                        let stored = match replies.pop() {
+                            None | Some(Value::Nil) => None,
+                            Some(value) => Some(
+                                redis::from_redis_value::<Vec<u8>>(value)
+                                    .map_err(|err| RedisFailure::Command(err.into()))?,
+                            ),
+                        };
+                        Ok(check_stored_token(stored.as_deref(), &presented))
+                    }),
+                };
                 let _ = tx.send(checked);
             }
             Waiter::Revoked { reply: tx } => {
@@ -130,6 +141,11 @@ impl Waiter {
             }
         }
     }
+}
+
+/// Redis's answer to a command on a key of another type (`GET` on a list).
+fn is_wrong_type(err: &redis::RedisError) -> bool {
+    err.code() == Some("WRONGTYPE")
 }
 
 /// Whether a token write counts as stored: the `SET` answered (its replies
@@ -196,6 +212,8 @@ pub struct TokenActor {
     /// Outcomes of the batches, so an outage is logged once, not once per
     /// request, and errors are counted for the metrics.
     outage: OutageTracker,
+    /// Whether a token key of another type was logged already (it is, once).
+    wrong_type_logged: bool,
 }
 
 /// One request's replies, or why there are none.
@@ -208,6 +226,7 @@ impl TokenActor {
             settings: Rc::new(settings),
             batch: Batch::default(),
             outage: OutageTracker::default(),
+            wrong_type_logged: false,
         }
     }
 
@@ -272,16 +291,34 @@ impl TokenActor {
     /// once: a batch where every request failed is an outage; one where only
     /// some commands failed means Redis itself answers.
     fn note_outcome(&mut self, replies: &[Replies]) {
+        // A key of another type is an answer about that key (see the module doc).
+        let failed_command = |r: &RedisResult<Value>| match r {
+            Err(err) if !is_wrong_type(err) => Some(err.clone()),
+            _ => None,
+        };
         let failed = replies
             .iter()
-            .filter(|r| !matches!(r, Ok(replies) if replies.iter().all(Result::is_ok)))
+            .filter(|r| !matches!(r, Ok(replies) if replies.iter().all(|r| failed_command(r).is_none())))
             .count();
         let first_failure = replies.iter().find_map(|r| match r {
             Err(failure) => Some(failure.clone()),
             Ok(replies) => replies
                 .iter()
-                .find_map(|r| r.as_ref().err().cloned().map(RedisFailure::Command)),
+                .find_map(|r| failed_command(r).map(RedisFailure::Command)),
         });
+        if !self.wrong_type_logged
+            && let Some(err) = replies
+                .iter()
+                .filter_map(|r| r.as_ref().ok())
+                .flatten()
+                .find_map(|r| r.as_ref().err().filter(|err| is_wrong_type(err)))
+        {
+            self.wrong_type_logged = true;
+            log::warn!(
+                "token store: a token key holds another type ({err}); Login answers that its \
+                 token is not valid (logged once)"
+            );
+        }
         match first_failure {
             Some(failure) if failed == replies.len() => {
                 if self.outage.record_failure(failed as u64) {

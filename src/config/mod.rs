@@ -9,9 +9,12 @@
 //! file and the problem (`errors`).
 //!
 //! A path ending in `.ini` is the C++ StatusServer's INI file instead (`ini`): it is turned
-//! into the TOML document it stands for and goes through the same two stages.
+//! into the TOML document it stands for and goes through the same two stages. Either is read
+//! bounded (`file`): a regular file of at most 1 MiB, and on a reload off the async threads
+//! with a deadline ([`Settings::load_off_thread`]).
 
 mod errors;
+mod file;
 pub mod ini;
 mod raw;
 #[cfg(test)]
@@ -62,6 +65,9 @@ pub struct ServerSettings {
     pub metrics_listen: Option<SocketAddr>,
     /// HTTP/JSON address (docs/contract.md §9); `None` (the default, or `""`): off.
     pub http_listen: Option<SocketAddr>,
+    /// Where `statusadmin.v1.Admin` is served, and nowhere else (docs/contract.md §6);
+    /// `None` when set to `""`: no Admin API.
+    pub admin_listen: Option<SocketAddr>,
     /// How long in-flight requests may drain after SIGTERM/SIGINT; never zero.
     pub shutdown_grace: Duration,
     /// How gRPC replies are compressed, for clients that accept it
@@ -182,10 +188,11 @@ impl Settings {
     /// ([`ini`]).
     ///
     /// # Errors
-    /// The file cannot be read, `STATUS_REDIS_URL` is not UTF-8, or [`Settings::parse`]
+    /// The file cannot be read (or is not a regular file, or is larger than 1 MiB),
+    /// `STATUS_REDIS_URL` is not UTF-8, or [`Settings::parse`]
     /// (for INI: [`ini::parse`]) fails.
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
-        let text = read_text(path)?;
+        let text = file::read_text(path)?;
         let url_override = match std::env::var_os(REDIS_URL_ENV) {
             None => None,
             Some(value) => match value.into_string() {
@@ -244,12 +251,6 @@ impl Settings {
     }
 }
 
-/// The config file's text.
-fn read_text(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new(path, None, format!("cannot read: {e}")))
-}
-
 #[cfg(test)]
 mod tests {
     use std::num::NonZeroU64;
@@ -290,6 +291,7 @@ mod tests {
                 listen: "0.0.0.0:50052".parse().expect("literal"),
                 metrics_listen: Some("127.0.0.1:9464".parse().expect("literal")),
                 http_listen: None,
+                admin_listen: Some("127.0.0.1:50053".parse().expect("literal")),
                 shutdown_grace: Duration::from_millis(10_000),
                 compression: ReplyCompression::None,
                 max_connections: 10_000,
@@ -375,6 +377,7 @@ mod tests {
 listen = "[::1]:7000"
 metrics_listen = "10.1.2.3:9000"
 http_listen = "0.0.0.0:8080"
+admin_listen = "10.1.2.3:9001"
 shutdown_grace_ms = 2500
 compression = "zstd"
 max_connections = 500
@@ -417,6 +420,7 @@ draining = false
                     listen: "[::1]:7000".parse().expect("literal"),
                     metrics_listen: Some("10.1.2.3:9000".parse().expect("literal")),
                     http_listen: Some("0.0.0.0:8080".parse().expect("literal")),
+                    admin_listen: Some("10.1.2.3:9001".parse().expect("literal")),
                     shutdown_grace: Duration::from_millis(2500),
                     compression: ReplyCompression::Zstd,
                     max_connections: 500,

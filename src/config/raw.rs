@@ -33,6 +33,7 @@ pub(super) struct RawServer {
     pub(super) listen: Option<Spanned<String>>,
     pub(super) metrics_listen: Option<Spanned<String>>,
     pub(super) http_listen: Option<Spanned<String>>,
+    pub(super) admin_listen: Option<Spanned<String>>,
     pub(super) shutdown_grace_ms: Option<Spanned<Int>>,
     pub(super) compression: Option<Spanned<String>>,
     pub(super) max_connections: Option<Spanned<Int>>,

@@ -22,6 +22,7 @@ use crate::redact::redact_url;
 
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 50052);
 const DEFAULT_METRICS_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9464);
+const DEFAULT_ADMIN_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 50053);
 const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
 /// Well under a default file-descriptor limit raised for a server (65536), so that
 /// the probes, Redis and the other ports always find a descriptor.
@@ -64,6 +65,16 @@ impl RawConfig {
                 None => None,
                 Some(raw) if raw.get_ref().is_empty() => None,
                 Some(raw) => Some(parse_socket_addr(src, "server.http_listen", &raw)?),
+            },
+            admin_listen: match self.server.admin_listen {
+                // An empty address turns the Admin port off.
+                Some(raw) if raw.get_ref().is_empty() => None,
+                raw => Some(socket_addr(
+                    src,
+                    "server.admin_listen",
+                    raw,
+                    DEFAULT_ADMIN_LISTEN,
+                )?),
             },
             shutdown_grace: Duration::from_millis(checked_int(
                 src,

@@ -4,7 +4,9 @@
 //! One service per file, each translating wire <-> actor messages and
 //! nothing more: [`status`] (`message.StatusService`, the deployed contract),
 //! [`batch`] (`statusbatch.v1.Batch`), [`admin`] (`statusadmin.v1.Admin`). Beside them tonic's
-//! `grpc.health.v1.Health` and server reflection. Cross-cutting concerns are
+//! `grpc.health.v1.Health` and server reflection. The Admin service has a port of its own,
+//! `server.admin_listen`, and is not served on `listen` (docs/contract.md §6): who can reach
+//! the public port cannot read the topology, drain servers or trigger reloads. Cross-cutting concerns are
 //! small layers of their own: [`in_flight_limit`] sheds requests past a bound,
 //! [`connection_cap`] bounds the connections open at once,
 //! [`silent_connections`] ends connections that never spoke once draining
@@ -132,13 +134,15 @@ fn reply_encoding(compression: ReplyCompression) -> Option<CompressionEncoding> 
     }
 }
 
-/// Serves every gRPC service on `listener` until `drain` starts, then lets
-/// accepted requests finish (tonic's graceful shutdown; the caller bounds it).
+/// Serves the public services on `listener` and the Admin service on
+/// `admin_listener` (when on) until `drain` starts, then lets accepted
+/// requests finish (tonic's graceful shutdown; the caller bounds it).
 /// Replies are compressed as `compression` says, to clients that accept it.
-/// At most `max_connections` connections are open at once.
-/// With `tls`, the port speaks only TLS.
+/// With `tls`, both ports speak only TLS. At most `max_connections` connections are open
+/// at once on each. The future ends with the first port that fails, or once both drained.
 pub fn serve<H: Health>(
     listener: TcpListener,
+    admin_listener: Option<TcpListener>,
     tls: Option<TlsAcceptor>,
     backends: Backends<H>,
     compression: ReplyCompression,
@@ -176,31 +180,52 @@ pub fn serve<H: Health>(
         .max_decoding_message_size(MAX_REQUEST_BYTES),
         reply
     );
-    let admin_service = compressed!(
-        AdminServer::new(AdminService::new(
-            backends.registry,
-            backends.tokens,
-            backends.reloads,
-        ))
-        .max_decoding_message_size(MAX_REQUEST_BYTES),
-        reply
-    );
+    let admin = admin_listener.map(|admin_listener| {
+        let admin_service = compressed!(
+            AdminServer::new(AdminService::new(
+                backends.registry,
+                backends.tokens,
+                backends.reloads,
+            ))
+            .max_decoding_message_size(MAX_REQUEST_BYTES),
+            reply
+        );
+        // A budget of its own: a flood on the public port cannot lock the operator out.
+        limited(tonic::transport::Server::builder())
+            .layer(InFlightLimitLayer::new(MAX_IN_FLIGHT, shed.clone()))
+            .add_service(admin_service)
+            .serve_with_incoming_shutdown(
+                connections::incoming(admin_listener, max_connections, tls.clone(), drain.clone()),
+                drain.clone().started(),
+            )
+    });
     let health = compressed!(backends.health, reply);
-    let incoming = connections::incoming(listener, max_connections, tls, drain.clone());
-    Ok(tonic::transport::Server::builder()
-        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
-        // tonic's timeout sits outside the layers: when it fires, the call and
-        // its permit are dropped.
-        .timeout(REQUEST_DEADLINE)
-        // Dead peers are found and their connections closed.
-        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+    let public = limited(tonic::transport::Server::builder())
         .layer(InFlightLimitLayer::new(MAX_IN_FLIGHT, shed))
         .add_service(status_service)
         .add_service(batch_service)
-        .add_service(admin_service)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(incoming, drain.started()))
+        .serve_with_incoming_shutdown(
+            connections::incoming(listener, max_connections, tls, drain.clone()),
+            drain.started(),
+        );
+    Ok(async move {
+        match admin {
+            Some(admin) => tokio::try_join!(public, admin).map(|((), ())| ()),
+            None => public.await,
+        }
+    })
+}
+
+/// The per-connection limits both ports share: streams per connection, the request
+/// deadline (tonic's timeout sits outside the layers: when it fires, the call and its
+/// permit are dropped), and keepalive pings that find dead peers.
+fn limited(builder: tonic::transport::Server) -> tonic::transport::Server {
+    builder
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .timeout(REQUEST_DEADLINE)
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
 }

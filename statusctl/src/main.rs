@@ -24,8 +24,8 @@
 //!
 //! `--addr` defaults to `http://127.0.0.1:50052`, the gRPC address of the shipped
 //! `config/status.toml`; the Admin commands (`servers`, `reload`, `drain`, `undrain`,
-//! `revoke`) call `--admin-addr`, which defaults to `--addr` because the Admin service
-//! shares the gRPC port for now. `--timeout` (default 5 s) bounds connecting and every call.
+//! `revoke`) call `--admin-addr`, `http://127.0.0.1:50053` by default: the Admin service is
+//! served on `server.admin_listen` only (docs/contract.md §6). `--timeout` (default 5 s) bounds connecting and every call.
 //! `--compress gzip` (or `deflate`, `zstd`) compresses every request and accepts replies
 //! compressed so. An `https://` address speaks TLS, trusting the CA of `--tls-ca`;
 //! `--tls-cert` and `--tls-key` present a client certificate (a server with mTLS).
@@ -105,10 +105,11 @@ struct Cli {
     #[arg(long, global = true, value_name = "URL", default_value = "http://127.0.0.1:50052",
           value_parser = parse_addr)]
     addr: String,
-    /// gRPC address of the Admin service (servers, reload, drain, undrain, revoke)
-    /// [default: the value of --addr, since Admin shares the gRPC port for now].
-    #[arg(long, global = true, value_name = "URL", value_parser = parse_addr)]
-    admin_addr: Option<String>,
+    /// gRPC address of the Admin service (servers, reload, drain, undrain, revoke):
+    /// status-server's `server.admin_listen`.
+    #[arg(long, global = true, value_name = "URL", default_value = "http://127.0.0.1:50053",
+          value_parser = parse_addr)]
+    admin_addr: String,
     /// Print one JSON document on stdout instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -359,7 +360,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     }
     .client_config()?;
     let admin = Target {
-        addr: cli.admin_addr.unwrap_or_else(|| cli.addr.clone()),
+        addr: cli.admin_addr,
         timeout: cli.timeout,
         compress,
         tls: tls.clone(),
@@ -443,9 +444,10 @@ mod tests {
     fn defaults_match_the_shipped_config() {
         let cli = Cli::try_parse_from(["statusctl", "servers"]).unwrap();
         assert_eq!(cli.addr, "http://127.0.0.1:50052");
-        assert_eq!(cli.admin_addr, None, "the Admin commands then use --addr");
+        assert_eq!(cli.admin_addr, "http://127.0.0.1:50053");
         assert_eq!(cli.timeout, Duration::from_secs(5));
         let shipped = include_str!("../../config/status.toml");
         assert!(shipped.contains("listen = \"0.0.0.0:50052\""));
+        assert!(shipped.contains("admin_listen = \"127.0.0.1:50053\""));
     }
 }

@@ -95,7 +95,7 @@ impl TestConfig {
 
     pub fn to_toml(&self) -> String {
         let mut toml = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\n\
+            "[server]\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\
              shutdown_grace_ms = {}\n\n\
              [redis]\n{}\nmin_replicas_ack = {}\ntoken_ttl_secs = {}\ncommand_timeout_ms = {}\n\n\
              [balancer]\npoll_interval_ms = {}\nprobe_interval_ms = {}\n",

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use status_server::admin_proto::admin_client::AdminClient;
 use status_server::config::Settings;
 use status_server::proto::status_service_client::StatusServiceClient;
 use status_server::reload::ReloadOutcome;
@@ -20,6 +21,8 @@ use crate::{TestConfig, WAIT, write_config};
 /// A running in-process server; stopped (at once) when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Where `statusadmin.v1.Admin` is served, when on.
+    pub admin_addr: Option<SocketAddr>,
     /// Where `/metrics` and `/healthz` are served, when on.
     pub metrics_addr: Option<SocketAddr>,
     /// Where the HTTP/JSON port is, when on.
@@ -46,6 +49,10 @@ impl TestServer {
             .grpc
             .local_addr()
             .expect("a bound listener's address");
+        let admin_addr = listeners
+            .admin
+            .as_ref()
+            .map(|l| l.local_addr().expect("a bound listener's address"));
         let metrics_addr = listeners
             .metrics
             .as_ref()
@@ -76,6 +83,7 @@ impl TestServer {
             .expect("spawning the test server's thread");
         TestServer {
             addr,
+            admin_addr,
             metrics_addr,
             http_addr,
             control,
@@ -92,6 +100,11 @@ impl TestServer {
 
     pub async fn client(&self) -> StatusServiceClient<Channel> {
         crate::client_of(self.addr).await
+    }
+
+    /// A `statusadmin.v1.Admin` client of the Admin port.
+    pub async fn admin(&self) -> AdminClient<Channel> {
+        AdminClient::new(crate::channel_to(self.admin_addr.expect("the Admin port is on")).await)
     }
 
     /// `GET path` on the metrics listener: (status code, body).
@@ -116,6 +129,11 @@ impl TestServer {
         std::fs::write(&tmp, text)
             .and_then(|()| std::fs::rename(&tmp, &self.config_path))
             .expect("rewriting the test config");
+    }
+
+    /// The config file the server was started with (and re-reads on a reload).
+    pub fn config_path(&self) -> &std::path::Path {
+        &self.config_path
     }
 
     /// Reloads the config file (what SIGHUP does) and returns the outcome.

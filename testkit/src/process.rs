@@ -37,6 +37,8 @@ pub struct ServerProcess {
     _config_dir: tempfile::TempDir,
     config_path: PathBuf,
     pub addr: SocketAddr,
+    /// Where `statusadmin.v1.Admin` is served, when on.
+    pub admin_addr: Option<SocketAddr>,
     /// Where `/metrics` and `/healthz` are served (the config asks for port 0).
     pub metrics_addr: Option<SocketAddr>,
     /// Every log line arrives here (stderr, read by a thread).
@@ -82,6 +84,7 @@ impl ServerProcess {
             _config_dir: dir,
             config_path: path,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin_addr: None,
             metrics_addr: None,
             log_lines,
             log: Vec::new(),
@@ -93,7 +96,12 @@ impl ServerProcess {
             .and_then(|rest| rest.split(';').next())
             .and_then(|addr| addr.parse().ok())
             .unwrap_or_else(|| panic!("no address in {line:?}"));
-        // Logged before "listening on" when the metrics listener is on.
+        // Both logged before "listening on" when their listener is on.
+        server.admin_addr = server
+            .log
+            .iter()
+            .find_map(|l| l.split("Admin API on ").nth(1))
+            .and_then(|addr| addr.trim().parse().ok());
         server.metrics_addr = server
             .log
             .iter()
@@ -165,6 +173,11 @@ impl ServerProcess {
         std::fs::write(&tmp, text)
             .and_then(|()| std::fs::rename(&tmp, &self.config_path))
             .expect("rewriting the test config");
+    }
+
+    /// The config file the server was started with (and re-reads on SIGHUP).
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
     }
 
     pub fn pid(&self) -> u32 {

@@ -25,7 +25,7 @@ use tonic::transport::Channel;
 const NO_POLL_DURING_THE_TEST_MS: u64 = 600_000;
 
 async fn admin_of(server: &TestServer) -> AdminClient<Channel> {
-    AdminClient::new(server.channel().await)
+    server.admin().await
 }
 
 async fn list(admin: &mut AdminClient<Channel>) -> ListServersRsp {

@@ -3,7 +3,6 @@
 //! counts until the hash is back; with probing off, nothing is alive.
 
 use status_server::admin_proto::ListServersReq;
-use status_server::admin_proto::admin_client::AdminClient;
 use status_server::proto::status_service_client::StatusServiceClient;
 use testkit::*;
 use tonic::Code;
@@ -91,7 +90,7 @@ async fn with_probing_a_vanished_hash_keeps_reachable_servers_with_their_last_co
             "uid {uid}"
         );
     }
-    let mut admin = AdminClient::new(server.channel().await);
+    let mut admin = server.admin().await;
     let listed = admin
         .list_servers(ListServersReq {})
         .await
@@ -129,7 +128,7 @@ async fn with_probing_a_server_without_a_count_yet_serves_from_0_while_the_hash_
     wait_for_hash_gauge(&server, 0.0).await;
     let mut client = server.client().await;
     assert_eq!(placed(&mut client, 1).await, port.to_string());
-    let mut admin = AdminClient::new(server.channel().await);
+    let mut admin = server.admin().await;
     let listed = admin
         .list_servers(ListServersReq {})
         .await
@@ -204,4 +203,52 @@ async fn a_vanished_hash_is_logged_once_per_episode() {
     // A second episode is logged again.
     delete_load_hash(&redis).await;
     server.wait_for_nth_log(2, vanished).await;
+}
+
+/// Bytes Redis has sent to its clients so far (`INFO stats`).
+async fn redis_output_bytes(redis: &RedisServer) -> u64 {
+    let stats = redis.info("stats").await.expect("INFO stats");
+    stats["total_net_output_bytes"]
+        .parse()
+        .expect("a byte count")
+}
+
+#[tokio::test]
+async fn a_10_mb_load_field_is_not_a_count_read_once_and_warned_once() {
+    let redis = RedisServer::start().await;
+    let huge = "9".repeat(10 * 1024 * 1024);
+    set_loads(&redis, &[("chat1", &huge), ("chat2", "0")]).await;
+    let config = TestConfig::new(
+        &redis,
+        vec![
+            ChatServerEntry::new("chat1", 8090),
+            ChatServerEntry::new("chat2", 8091),
+        ],
+    );
+    let mut server = ServerProcess::start(&config).await;
+    let mut client = server.client().await;
+    // Polls every 100 ms: 20 polls in 2 s would move 200 MB if each read the field.
+    let before = redis_output_bytes(&redis).await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let sent = redis_output_bytes(&redis).await - before;
+    assert!(
+        sent < 1024 * 1024,
+        "Redis sent {sent} bytes in 2 s of polls"
+    );
+    for uid in 1..=10 {
+        assert_eq!(placed(&mut client, uid).await, "8091", "chat1 is not alive");
+    }
+    server.signal("TERM");
+    server.wait_exit().await;
+    let log = server.drain_log().await;
+    let warnings: Vec<&String> = log
+        .iter()
+        .filter(|line| line.contains("chat1: load field holds"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(
+        warnings[0].contains("a value of 10485760 bytes"),
+        "{}",
+        warnings[0]
+    );
 }

@@ -150,3 +150,34 @@ async fn request_over_64_kib_is_refused_and_the_server_keeps_serving() {
         1011
     );
 }
+
+#[tokio::test]
+async fn a_token_key_of_another_type_is_1010_and_logged_once_not_an_outage() {
+    let redis = RedisServer::start().await;
+    set_loads(&redis, &[("chat1", "0")]).await;
+    redis
+        .query::<()>(redis::cmd("RPUSH").arg("utoken_5").arg("x"))
+        .await;
+    let config = TestConfig::new(&redis, vec![ChatServerEntry::new("chat1", 8090)]);
+    let mut server = ServerProcess::start(&config).await;
+    let mut client = server.client().await;
+    for _ in 0..5 {
+        assert_eq!(
+            login(&mut client, 5, "t").await.expect("Login answers"),
+            rejected(1010)
+        );
+    }
+    // Redis answers everything else meanwhile.
+    assert_eq!(
+        login(&mut client, 6, "t").await.expect("answers"),
+        rejected(1011)
+    );
+    server.wait_for_log("holds another type").await;
+    server.signal("TERM");
+    server.wait_exit().await;
+    let log = server.drain_log().await;
+    let count = |needle: &str| log.iter().filter(|line| line.contains(needle)).count();
+    assert_eq!(count("holds another type"), 1, "{log:#?}");
+    assert_eq!(count("answering UNAVAILABLE"), 0, "{log:#?}");
+    assert_eq!(count("Redis answers again"), 0, "{log:#?}");
+}

@@ -250,7 +250,8 @@ async fn reload(admin: &mut AdminClient<Channel>) -> ReloadRsp {
 #[tokio::test]
 async fn admin_lists_servers_and_reloads() {
     let (redis, mut server) = started_process().await;
-    let mut admin = AdminClient::connect(format!("http://{}", server.addr))
+    let admin_addr = server.admin_addr.expect("the Admin port is on");
+    let mut admin = AdminClient::connect(format!("http://{admin_addr}"))
         .await
         .expect("connect");
     let list = list_servers(&mut admin).await;
@@ -292,4 +293,59 @@ async fn admin_lists_servers_and_reloads() {
     let list = list_servers(&mut admin).await;
     assert_eq!(list.servers.len(), 3);
     server.wait_for_log("reload failed").await;
+}
+
+#[tokio::test]
+async fn admin_is_served_on_admin_listen_only() {
+    let (_redis, server) = started().await;
+    // On the public port every Admin call is UNIMPLEMENTED, whoever asks.
+    let mut public = AdminClient::new(server.channel().await);
+    let listed = public.list_servers(ListServersReq {}).await;
+    assert_eq!(
+        listed.expect_err("Admin is not on listen").code(),
+        tonic::Code::Unimplemented
+    );
+    let reloaded = public.reload(ReloadReq {}).await;
+    assert_eq!(
+        reloaded.expect_err("Admin is not on listen").code(),
+        tonic::Code::Unimplemented
+    );
+    // The public port still serves the rest.
+    let mut client = server.client().await;
+    let placed = client
+        .get_chat_server(GetChatServerReq { uid: 1 })
+        .await
+        .expect("GetChatServer on listen")
+        .into_inner();
+    assert_eq!(placed.error, 0);
+    // The Admin port answers Admin, and nothing else.
+    let mut admin = server.admin().await;
+    assert_eq!(list_servers(&mut admin).await.servers.len(), 2);
+    let admin_addr = server.admin_addr.expect("the Admin port is on");
+    let mut status_on_admin = testkit::client_of(admin_addr).await;
+    let status = status_on_admin
+        .get_chat_server(GetChatServerReq { uid: 1 })
+        .await;
+    assert_eq!(
+        status
+            .expect_err("StatusService is not on admin_listen")
+            .code(),
+        tonic::Code::Unimplemented
+    );
+}
+
+#[tokio::test]
+async fn an_empty_admin_listen_serves_no_admin_port() {
+    let (_redis, config) = two_alive_servers().await;
+    let text = config
+        .to_toml()
+        .replace("admin_listen = \"127.0.0.1:0\"", "admin_listen = \"\"");
+    let server = TestServer::start_with_config_text(&text).await;
+    assert_eq!(server.admin_addr, None);
+    let mut public = AdminClient::new(server.channel().await);
+    let listed = public.list_servers(ListServersReq {}).await;
+    assert_eq!(
+        listed.expect_err("Admin is off").code(),
+        tonic::Code::Unimplemented
+    );
 }

@@ -135,3 +135,75 @@ async fn reloads_under_load_drop_no_request() {
         failed.first()
     );
 }
+
+/// Replaces the file at `path` with a FIFO that nobody writes: opening it for reading would
+/// wait for a writer forever.
+fn replace_with_fifo(path: &std::path::Path) {
+    std::fs::remove_file(path).expect("removing the config file");
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("running mkfifo");
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
+#[tokio::test]
+async fn a_fifo_as_config_is_refused_and_the_server_keeps_serving_and_stops() {
+    let redis = RedisServer::start().await;
+    set_loads(&redis, &[("a", "0")]).await;
+    let config = TestConfig::new(&redis, vec![ChatServerEntry::new("a", 7001)]);
+    let server = TestServer::start(&config).await;
+    replace_with_fifo(server.config_path());
+
+    let outcome = server.reload().await;
+    assert!(!outcome.applied, "{outcome:?}");
+    assert!(
+        outcome.message.ends_with("cannot read: not a regular file"),
+        "{outcome:?}"
+    );
+    // A fresh client is served at once, and a stop is honoured.
+    let started = std::time::Instant::now();
+    port_for(&mut server.client().await, 1).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    assert!(server.stop().await.is_ok());
+}
+
+#[tokio::test]
+async fn sighup_on_a_fifo_config_then_sigterm_stops_the_process() {
+    let redis = RedisServer::start().await;
+    set_loads(&redis, &[("a", "0")]).await;
+    let config = TestConfig::new(&redis, vec![ChatServerEntry::new("a", 7001)]);
+    let mut server = ServerProcess::start(&config).await;
+    replace_with_fifo(server.config_path());
+    reload_process(&mut server, 1).await;
+    let line = server.wait_for_log("reload failed").await;
+    assert!(line.contains("not a regular file"), "{line}");
+    port_for(&mut server.client().await, 1).await;
+    server.signal("TERM");
+    let status = server.wait_exit().await;
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
+async fn a_config_over_1_mib_is_refused_and_the_running_one_kept() {
+    let redis = RedisServer::start().await;
+    set_loads(&redis, &[("a", "0")]).await;
+    let mut config = TestConfig::new(&redis, vec![ChatServerEntry::new("a", 7001)]);
+    config.token_ttl_secs = 1000;
+    let server = TestServer::start(&config).await;
+    let mut client = server.client().await;
+
+    // A valid config, padded past the cap with a comment.
+    config.token_ttl_secs = 50;
+    let padded = format!("{}\n#{}\n", config.to_toml(), "x".repeat(1024 * 1024));
+    server.rewrite_config(&padded);
+    let outcome = server.reload().await;
+    assert!(!outcome.applied, "{outcome:?}");
+    assert!(
+        outcome.message.ends_with("cannot read: larger than 1 MiB"),
+        "{outcome:?}"
+    );
+    port_for(&mut client, 5).await;
+    let ttl = redis.ttl("utoken_5").await;
+    assert!((995..=1000).contains(&ttl), "running config kept: {ttl}");
+}

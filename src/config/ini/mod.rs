@@ -94,7 +94,7 @@ impl IniConfig {
 /// # Errors
 /// The file cannot be read, or [`parse`] fails.
 pub fn read_file(path: &Path) -> Result<IniConfig, ConfigError> {
-    parse(&super::read_text(path)?, path, None)
+    parse(&super::file::read_text(path)?, path, None)
 }
 
 /// Pure: parses `text` as the INI file `path` (used in messages and in [`IniConfig::to_toml`]'s

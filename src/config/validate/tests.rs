@@ -157,6 +157,25 @@ fn empty_metrics_listen_turns_metrics_off() {
 }
 
 #[test]
+fn admin_listen_defaults_to_loopback_and_empty_turns_it_off() {
+    let default = parse(ONE_SERVER).expect("valid");
+    assert_eq!(
+        default.server.admin_listen,
+        Some("127.0.0.1:50053".parse().expect("literal"))
+    );
+    let off = parse(&format!("[server]\nadmin_listen = \"\"\n{ONE_SERVER}"))
+        .expect("empty admin_listen is valid");
+    assert_eq!(off.server.admin_listen, None);
+    let message = error(&format!(
+        "[server]\nadmin_listen = \"localhost:1\"\n{ONE_SERVER}"
+    ));
+    assert_mentions(
+        &message,
+        &["line 2: ", "server.admin_listen = \"localhost:1\""],
+    );
+}
+
+#[test]
 fn unparsable_metrics_listen() {
     let message = error(&format!(
         "[server]\nlisten = \"0.0.0.0:1\"\nmetrics_listen = \"127.0.0.1\"\n{ONE_SERVER}"

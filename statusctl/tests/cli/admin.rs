@@ -136,7 +136,10 @@ async fn reload_applies_an_edited_file_and_refuses_a_bad_one() {
 /// must use --admin-addr.
 fn admin_ctl(server: &TestServer, args: &[&str]) -> Run {
     let nowhere = format!("http://127.0.0.1:{}", free_port());
-    let admin = format!("http://{}", server.addr);
+    let admin = format!(
+        "http://{}",
+        server.admin_addr.expect("the Admin port is on")
+    );
     let mut all = vec!["--addr", &nowhere, "--admin-addr", &admin, "--timeout", "5"];
     all.extend_from_slice(args);
     statusctl(&all)

@@ -171,7 +171,8 @@ fn every_command_exits_3_when_no_server_listens() {
         &["bench", "--duration", "1"],
     ] {
         for json in [false, true] {
-            let mut args = vec!["--addr", &addr, "--timeout", "2"];
+            // Both addresses lead nowhere: the Admin commands call --admin-addr.
+            let mut args = vec!["--addr", &addr, "--admin-addr", &addr, "--timeout", "2"];
             if json {
                 args.push("--json");
             }

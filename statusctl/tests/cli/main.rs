@@ -117,10 +117,14 @@ fn statusctl(args: &[&str]) -> Run {
     }
 }
 
-/// `statusctl --addr http://<server> <args>`.
+/// `statusctl --addr http://<server> --admin-addr http://<its Admin port> <args>`.
 fn ctl(server: &TestServer, args: &[&str]) -> Run {
     let addr = format!("http://{}", server.addr);
-    let mut all = vec!["--addr", &addr, "--timeout", "5"];
+    let admin = format!(
+        "http://{}",
+        server.admin_addr.expect("the Admin port is on")
+    );
+    let mut all = vec!["--addr", &addr, "--admin-addr", &admin, "--timeout", "5"];
     all.extend_from_slice(args);
     statusctl(&all)
 }

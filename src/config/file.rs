@@ -1,0 +1,145 @@
+//! Reading the config file, bounded: only a regular file, at most [`MAX_CONFIG_BYTES`], and on
+//! a reload off the async threads within [`READ_DEADLINE`].
+//!
+//! A reload runs while the server serves. A config path that is a FIFO (its `open` waits for a
+//! writer), a device such as `/dev/zero` (endless) or a file on a hung file system must not
+//! freeze the thread that runs the actors and the accept loops, nor grow memory without end:
+//! the file is refused or the read given up, and the running config stays.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{ConfigError, Settings};
+
+/// The largest config file read; real ones are a few KiB, even with hundreds of chat servers.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// How long a reload waits for the file to be read and parsed.
+pub const READ_DEADLINE: Duration = Duration::from_secs(5);
+
+/// The config file's text: a regular file of at most [`MAX_CONFIG_BYTES`], valid UTF-8.
+pub(super) fn read_text(path: &Path) -> Result<String, ConfigError> {
+    let cannot_read = |e: std::io::Error| ConfigError::new(path, None, format!("cannot read: {e}"));
+    // Checked before opening: opening a FIFO for reading blocks until a writer comes.
+    let metadata = std::fs::metadata(path).map_err(cannot_read)?;
+    check_regular(path, &metadata)?;
+    let file = std::fs::File::open(path).map_err(cannot_read)?;
+    // Again on what was opened, in case the path was swapped in between.
+    check_regular(path, &file.metadata().map_err(cannot_read)?)?;
+    let mut bytes = Vec::new();
+    // One byte past the cap tells a file at the cap from a longer one (it may grow meanwhile).
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot_read)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(too_large(path));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        ConfigError::new(
+            path,
+            None,
+            format!("cannot read: stream did not contain valid UTF-8 ({e})"),
+        )
+    })
+}
+
+fn check_regular(path: &Path, metadata: &std::fs::Metadata) -> Result<(), ConfigError> {
+    if !metadata.is_file() {
+        return Err(ConfigError::new(
+            path,
+            None,
+            "cannot read: not a regular file",
+        ));
+    }
+    if metadata.len() > MAX_CONFIG_BYTES {
+        return Err(too_large(path));
+    }
+    Ok(())
+}
+
+fn too_large(path: &Path) -> ConfigError {
+    ConfigError::new(path, None, "cannot read: larger than 1 MiB")
+}
+
+impl Settings {
+    /// [`Settings::load`] on a thread of its own, given up after [`READ_DEADLINE`]: what a
+    /// reload uses, so that a slow file never holds the async threads. A read given up keeps
+    /// its thread until the file system answers; nothing waits for it, not even the exit
+    /// (tokio's blocking pool would hold the runtime's shutdown until the read returns).
+    pub async fn load_off_thread(path: PathBuf) -> Result<Settings, ConfigError> {
+        let shown = path.clone();
+        let (tx, read) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("config reader".to_string())
+            .spawn(move || {
+                // The reload may have been given up: nobody to tell.
+                let _ = tx.send(Settings::load(&path));
+            });
+        if let Err(err) = spawned {
+            return Err(ConfigError::new(
+                &shown,
+                None,
+                format!("cannot read: no thread to read it on: {err}"),
+            ));
+        }
+        match tokio::time::timeout(READ_DEADLINE, read).await {
+            Ok(Ok(loaded)) => loaded,
+            // The reading thread panicked.
+            Ok(Err(_)) => Err(ConfigError::new(
+                &shown,
+                None,
+                "cannot read: the reading thread failed",
+            )),
+            Err(_) => Err(ConfigError::new(
+                &shown,
+                None,
+                format!(
+                    "cannot read: timed out reading after {} s",
+                    READ_DEADLINE.as_secs()
+                ),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_is_not_a_regular_file() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let err = read_text(dir.path()).expect_err("a directory is refused");
+        assert!(
+            err.to_string()
+                .ends_with(": cannot read: not a regular file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_device_is_not_a_regular_file() {
+        let err = read_text(Path::new("/dev/zero")).expect_err("a device is refused");
+        assert_eq!(
+            err.to_string(),
+            "/dev/zero: cannot read: not a regular file"
+        );
+    }
+
+    #[test]
+    fn a_file_over_the_cap_is_refused_and_one_at_the_cap_is_read() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("big.toml");
+        let at_cap = "#".repeat(usize::try_from(MAX_CONFIG_BYTES).expect("1 MiB fits a usize"));
+        std::fs::write(&path, &at_cap).expect("writing the file");
+        assert_eq!(read_text(&path).expect("at the cap").len(), at_cap.len());
+        std::fs::write(&path, format!("{at_cap}\n")).expect("writing the file");
+        let err = read_text(&path).expect_err("over the cap");
+        assert!(
+            err.to_string()
+                .ends_with(": cannot read: larger than 1 MiB"),
+            "{err}"
+        );
+    }
+}
