@@ -22,6 +22,7 @@ mod http_endpoints;
 mod metrics;
 pub mod redact;
 pub mod reload;
+pub mod runtime;
 pub mod server;
 pub mod tls;
 

@@ -24,7 +24,9 @@ Config keys (default):
               metrics_listen (\"127.0.0.1:9464\"; \"\" = off),
               http_listen (\"\" = off; HTTP/JSON), shutdown_grace_ms (10000),
               compression (\"none\" | \"gzip\" | \"zstd\"; replies; restart to change),
-              max_connections (10000; gRPC connections open at once; restart to change)
+              max_connections (10000; gRPC connections open at once; restart to change),
+              threads (1: connections, actors and Redis on one thread; N > 1: connections
+              on N workers beside the actors' thread; restart to change)
   [server.tls] cert, key (PEM; relative to the config file), client_ca (mTLS; optional);
               the table on: TLS only; files re-read on SIGHUP; on/off needs a restart
   [redis]     mode (\"standalone\" | \"sentinel\" | \"cluster\"),
@@ -147,14 +149,7 @@ fn main() -> ExitCode {
         }
     };
 
-    let system = actix_rt::System::with_tokio_rt(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            // Without a runtime nothing can run; this only fails when the OS
-            // refuses threads or an epoll instance at start-up.
-            .expect("building the tokio runtime at start-up")
-    });
+    let system = status_server::runtime::system(settings.server.threads);
     match system.block_on(run(cli.config, settings)) {
         Ok(Exit::Drained) => ExitCode::from(server_exit::DRAINED),
         Ok(Exit::GraceExceeded | Exit::Forced) => ExitCode::from(server_exit::FAILURE),

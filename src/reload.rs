@@ -72,6 +72,14 @@ pub fn plan_reload(running: &Settings, mut loaded: Settings) -> (Settings, Vec<S
         |n| n.to_string(),
         &mut restart_needed,
     );
+    // The runtime is built before anything else runs.
+    keep_running(
+        "server.threads",
+        &now.threads,
+        &mut new.threads,
+        |n| n.to_string(),
+        &mut restart_needed,
+    );
     // The ports change protocol: clients must be told first. The files themselves reload.
     if now.tls.is_some() != new.tls.is_some() {
         let shown = |on: bool| if on { "on" } else { "off" };
@@ -141,6 +149,14 @@ mod tests {
             plan_reload(&running, settings("[server]\ncompression = \"gzip\""));
         assert_eq!(applied, running);
         assert_eq!(restart, ["server.compression (none -> gzip)"]);
+    }
+
+    #[test]
+    fn a_threads_change_is_kept_back_and_reported() {
+        let running = settings("");
+        let (applied, restart) = plan_reload(&running, settings("[server]\nthreads = 2"));
+        assert_eq!(applied, running);
+        assert_eq!(restart, ["server.threads (1 -> 2)"]);
     }
 
     #[test]

@@ -76,6 +76,11 @@ pub struct ServerSettings {
     /// gRPC connections open at once; past it a new one is closed at once.
     /// A restart key.
     pub max_connections: usize,
+    /// Threads that serve calls: 1 (the default) runs connections, actors and
+    /// the Redis driver on one thread, so a call never changes thread; N > 1
+    /// serves connections on N tokio workers beside the actors' thread
+    /// (see `runtime`). A restart key.
+    pub threads: usize,
     /// `[server.tls]`: the gRPC and HTTP/JSON ports speak only TLS; `None`: plaintext.
     /// Turning it on or off needs a restart; the files are re-read on reload.
     pub tls: Option<TlsFiles>,
@@ -295,6 +300,7 @@ mod tests {
                 shutdown_grace: Duration::from_millis(10_000),
                 compression: ReplyCompression::None,
                 max_connections: 10_000,
+                threads: 1,
                 tls: None,
             },
             redis: RedisSettings {
@@ -381,6 +387,7 @@ admin_listen = "10.1.2.3:9001"
 shutdown_grace_ms = 2500
 compression = "zstd"
 max_connections = 500
+threads = 4
 
 [redis]
 mode = "standalone"
@@ -424,6 +431,7 @@ draining = false
                     shutdown_grace: Duration::from_millis(2500),
                     compression: ReplyCompression::Zstd,
                     max_connections: 500,
+                    threads: 4,
                     tls: None,
                 },
                 redis: RedisSettings {

@@ -37,6 +37,7 @@ pub(super) struct RawServer {
     pub(super) shutdown_grace_ms: Option<Spanned<Int>>,
     pub(super) compression: Option<Spanned<String>>,
     pub(super) max_connections: Option<Spanned<Int>>,
+    pub(super) threads: Option<Spanned<Int>>,
     pub(super) tls: Option<RawTls>,
 }
 

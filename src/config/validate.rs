@@ -27,6 +27,8 @@ const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
 /// Well under a default file-descriptor limit raised for a server (65536), so that
 /// the probes, Redis and the other ports always find a descriptor.
 const DEFAULT_MAX_CLIENT_CONNECTIONS: u64 = 10_000;
+/// One thread: measured faster than several on every load level (src/runtime.rs).
+const DEFAULT_THREADS: u64 = 1;
 const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 const DEFAULT_TOKEN_TTL_SECS: u64 = 86_400;
 const DEFAULT_COMMAND_TIMEOUT_MS: u64 = 1_000;
@@ -90,6 +92,13 @@ impl RawConfig {
                 self.server.max_connections,
                 DEFAULT_MAX_CLIENT_CONNECTIONS,
                 &CLIENT_CONNECTIONS,
+            )? as usize,
+            threads: checked_int(
+                src,
+                "server.threads",
+                self.server.threads,
+                DEFAULT_THREADS,
+                &THREADS,
             )? as usize,
             tls: self.server.tls.map(|raw| tls_files(src, raw)).transpose()?,
         };
@@ -483,6 +492,13 @@ const MAX_CONNECTIONS: IntRule = IntRule {
 const CLIENT_CONNECTIONS: IntRule = IntRule {
     unit: "connections",
     max: Max::Stated(1_000_000),
+    zero: Zero::Invalid,
+};
+
+/// `server.threads`: more threads than this is a typo, not a machine.
+const THREADS: IntRule = IntRule {
+    unit: "threads",
+    max: Max::Stated(1024),
     zero: Zero::Invalid,
 };
 

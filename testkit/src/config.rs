@@ -66,6 +66,8 @@ pub struct TestConfig {
     pub shutdown_grace_ms: u64,
     /// `balancer.strategy`; left out (the default) when `None`.
     pub strategy: Option<String>,
+    /// `server.threads` (1, the default: everything on one thread).
+    pub threads: usize,
 }
 
 impl TestConfig {
@@ -90,16 +92,18 @@ impl TestConfig {
             token_ttl_secs: 86400,
             shutdown_grace_ms: 10000,
             strategy: None,
+            threads: 1,
         }
     }
 
     pub fn to_toml(&self) -> String {
         let mut toml = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\
-             shutdown_grace_ms = {}\n\n\
+             shutdown_grace_ms = {}\nthreads = {}\n\n\
              [redis]\n{}\nmin_replicas_ack = {}\ntoken_ttl_secs = {}\ncommand_timeout_ms = {}\n\n\
              [balancer]\npoll_interval_ms = {}\nprobe_interval_ms = {}\n",
             self.shutdown_grace_ms,
+            self.threads,
             self.redis_location,
             self.min_replicas_ack,
             self.token_ttl_secs,

@@ -67,13 +67,7 @@ impl TestServer {
         std::thread::Builder::new()
             .name(format!("status-server {addr}"))
             .spawn(move || {
-                let system = actix_rt::System::with_tokio_rt(|| {
-                    tokio::runtime::Builder::new_multi_thread()
-                        .worker_threads(2)
-                        .enable_all()
-                        .build()
-                        .expect("building a tokio runtime for the test server")
-                });
+                let system = status_server::runtime::system(settings.server.threads);
                 let exit = system.block_on(async move {
                     let server = Server::start(path, settings).await?;
                     server.serve(listeners, events).await

@@ -158,6 +158,44 @@ async fn burst_of_300_spreads_over_three_equal_servers() {
 }
 
 #[tokio::test]
+async fn the_worker_thread_layout_places_and_checks_alike() {
+    let redis = RedisServer::start().await;
+    set_loads(&redis, &[("a", "0"), ("b", "0")]).await;
+    let mut config = TestConfig::new(&redis, chat_servers(&[("a", 9001), ("b", 9002)]));
+    // Connections on worker threads, actors on their own: every call crosses threads.
+    config.threads = 3;
+    let server = TestServer::start(&config).await;
+    let client = server.client().await;
+
+    let calls = (1..=200).map(|uid| {
+        let mut client = client.clone();
+        async move { (uid, get(&mut client, uid).await) }
+    });
+    let mut per_port: HashMap<String, usize> = HashMap::new();
+    for (uid, reply) in futures_util::future::join_all(calls).await {
+        let reply = reply.expect("every call succeeds");
+        assert_eq!(
+            redis.stored_token(uid).await.as_deref(),
+            Some(reply.token.as_str()),
+            "uid {uid}'s token is stored"
+        );
+        let login = client
+            .clone()
+            .login(status_server::proto::LoginReq {
+                uid,
+                token: reply.token,
+            })
+            .await
+            .expect("Login answers")
+            .into_inner();
+        assert_eq!(login.error, 0, "uid {uid}'s token passes Login");
+        *per_port.entry(reply.port).or_default() += 1;
+    }
+    assert_eq!(per_port.get("9001"), Some(&100), "{per_port:?}");
+    assert_eq!(per_port.get("9002"), Some(&100), "{per_port:?}");
+}
+
+#[tokio::test]
 async fn missing_or_invalid_load_field_is_not_alive() {
     let redis = RedisServer::start().await;
     // "gone" has no field; "broken" holds junk; only "ok" may be chosen.

@@ -598,3 +598,19 @@ fn compression_is_none_gzip_or_zstd() {
     );
     assert!(!message.contains('\n'), "one line: {message}");
 }
+
+#[test]
+fn threads_default_to_one_and_must_be_positive() {
+    let settings = parse(ONE_SERVER).expect("no [server] table");
+    assert_eq!(settings.server.threads, 1);
+    let settings = parse(&format!("[server]\nthreads = 4\n{ONE_SERVER}")).expect("4 threads");
+    assert_eq!(settings.server.threads, 4);
+    for value in ["0", "1025"] {
+        assert_eq!(
+            error(&format!("[server]\nthreads = {value}\n{ONE_SERVER}")),
+            format!(
+                "{PATH}: line 2: server.threads = {value}: must be a number of threads from 1 to 1024"
+            )
+        );
+    }
+}
