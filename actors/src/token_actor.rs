@@ -97,8 +97,9 @@ enum Waiter {
 
 impl Waiter {
     /// Hands the request's replies to its requester (who may have gone: the
-    /// caller's future was dropped, nothing to do).
-    fn answer(self, replies: Result<Vec<Value>, RedisFailure>) {
+    /// caller's future was dropped, nothing to do). For a token write, returns
+    /// whether the token counts as stored (replicas included).
+    fn answer(self, replies: Result<Vec<Value>, RedisFailure>) -> Option<bool> {
         match self {
             Waiter::Stored {
                 token,
@@ -107,8 +108,10 @@ impl Waiter {
                 on_done,
             } => {
                 let stored = replies.and_then(|replies| acknowledged(&replies, replicas));
-                on_done.call(stored.is_ok());
+                let ok = stored.is_ok();
+                on_done.call(ok);
                 let _ = tx.send(stored.map(|()| token));
+                Some(ok)
             }
             Waiter::Checked {
                 presented,
@@ -131,6 +134,7 @@ impl Waiter {
                     }),
                 };
                 let _ = tx.send(checked);
+                None
             }
             Waiter::Revoked { reply: tx } => {
                 let deleted = replies.and_then(|mut replies| {
@@ -138,6 +142,7 @@ impl Waiter {
                         .map_err(|err| RedisFailure::Command(err.into()))
                 });
                 let _ = tx.send(deleted.map(|keys| keys > 0));
+                None
             }
         }
     }
@@ -214,6 +219,14 @@ pub struct TokenActor {
     outage: OutageTracker,
     /// Whether a token key of another type was logged already (it is, once).
     wrong_type_logged: bool,
+    /// The last batch with token writes had every one of them fail while
+    /// Redis answered (out of memory, a read-only replica, too few replicas
+    /// acknowledging): GetChatServer cannot succeed, whatever Logins see, so
+    /// health counts it as an outage until a write succeeds.
+    writes_failing: bool,
+    /// Whether a batch where only some requests failed was logged since the
+    /// last batch that succeeded whole (one line per episode, not per batch).
+    partial_failure_logged: bool,
 }
 
 /// One request's replies, or why there are none.
@@ -227,7 +240,35 @@ impl TokenActor {
             batch: Batch::default(),
             outage: OutageTracker::default(),
             wrong_type_logged: false,
+            writes_failing: false,
+            partial_failure_logged: false,
         }
+    }
+
+    /// Whether calls that need the token store fail: Redis does not answer,
+    /// or it answers but refuses token writes.
+    fn in_outage(&self) -> bool {
+        self.outage.in_outage() || self.writes_failing
+    }
+
+    /// Follows the token writes of one batch (`stored`: each write's outcome)
+    /// and logs when they start and stop failing, once each. A batch without
+    /// writes says nothing about them.
+    fn note_writes(&mut self, stored: &[bool]) {
+        if stored.is_empty() {
+            return;
+        }
+        let failing = stored.iter().all(|ok| !ok);
+        if failing && !self.writes_failing && !self.outage.in_outage() {
+            log::error!(
+                "token store: Redis answers but every token write of the last batch failed; \
+                 GetChatServer answers UNAVAILABLE and health says not serving until a write \
+                 succeeds"
+            );
+        } else if !failing && self.writes_failing {
+            log::info!("token store: token writes succeed again");
+        }
+        self.writes_failing = failing;
     }
 
     fn key(&self, uid: i32) -> String {
@@ -276,14 +317,12 @@ impl TokenActor {
         };
         ctx.spawn(replies.into_actor(self).map(move |replies, actor, _ctx| {
             actor.note_outcome(&replies);
-            for (waiter, replies) in waiters.into_iter().zip(replies) {
-                waiter.answer(replies.and_then(|replies| {
-                    replies
-                        .into_iter()
-                        .collect::<RedisResult<Vec<Value>>>()
-                        .map_err(RedisFailure::Command)
-                }));
-            }
+            let stored: Vec<bool> = waiters
+                .into_iter()
+                .zip(replies)
+                .filter_map(|(waiter, replies)| waiter.answer(all_succeeded(replies)))
+                .collect();
+            actor.note_writes(&stored);
         }));
     }
 
@@ -329,13 +368,21 @@ impl TokenActor {
             }
             Some(failure) => {
                 self.outage.count_errors(failed as u64);
-                log::warn!(
-                    "token store: {failed} of {} requests failed: {failure}",
-                    replies.len()
-                );
+                if !self.partial_failure_logged {
+                    self.partial_failure_logged = true;
+                    log::warn!(
+                        "token store: {failed} of {} requests failed: {failure} (later partial \
+                         failures are counted in the metrics, not logged, until a batch \
+                         succeeds whole)",
+                        replies.len()
+                    );
+                }
                 self.note_recovery();
             }
-            None => self.note_recovery(),
+            None => {
+                self.partial_failure_logged = false;
+                self.note_recovery();
+            }
         }
     }
 
@@ -345,6 +392,16 @@ impl TokenActor {
             log::info!("token store: Redis answers again");
         }
     }
+}
+
+/// One request's replies, or the first of its commands that failed.
+fn all_succeeded(replies: Replies) -> Result<Vec<Value>, RedisFailure> {
+    replies.and_then(|replies| {
+        replies
+            .into_iter()
+            .collect::<RedisResult<Vec<Value>>>()
+            .map_err(RedisFailure::Command)
+    })
 }
 
 /// `cmds` as one pipeline whose commands keep their own errors.
@@ -486,11 +543,7 @@ impl TokenActor {
         let replicas = self.settings.min_replicas_ack;
         let mut cmds = vec![set];
         if replicas > 0 {
-            let mut wait = redis::cmd("WAIT");
-            let timeout_ms =
-                u64::try_from(self.settings.command_timeout.as_millis()).unwrap_or(u64::MAX);
-            wait.arg(replicas).arg(timeout_ms);
-            cmds.push(wait);
+            cmds.push(self.wait_cmd());
         }
         let waiter = Waiter::Stored {
             token,
@@ -499,6 +552,15 @@ impl TokenActor {
             on_done: msg.on_done,
         };
         (cmds, waiter)
+    }
+
+    /// `WAIT min_replicas_ack command_timeout_ms`, sent behind a token write.
+    fn wait_cmd(&self) -> redis::Cmd {
+        let mut wait = redis::cmd("WAIT");
+        let timeout_ms =
+            u64::try_from(self.settings.command_timeout.as_millis()).unwrap_or(u64::MAX);
+        wait.arg(self.settings.min_replicas_ack).arg(timeout_ms);
+        wait
     }
 
     /// The `GET` that checks `msg`'s token, and its waiter; `None` when the
@@ -653,8 +715,9 @@ pub struct TokenStats {
     pub command_errors: u64,
     /// Outages (runs of failed batches) that ended with a successful one.
     pub recoveries: u64,
-    /// An outage is going on: the last batch failed as a whole, so calls
-    /// that need the token store answer UNAVAILABLE. Health follows it.
+    /// An outage is going on: the last batch failed as a whole, or the last
+    /// token writes all failed, so calls that need the token store answer
+    /// UNAVAILABLE. Health follows it.
     pub in_outage: bool,
 }
 
@@ -670,7 +733,7 @@ impl Handler<GetTokenStats> for TokenActor {
         TokenStats {
             command_errors: self.outage.errors(),
             recoveries: self.outage.recoveries(),
-            in_outage: self.outage.in_outage(),
+            in_outage: self.in_outage(),
         }
     }
 }
@@ -688,17 +751,26 @@ impl Handler<ProbeWrites> for TokenActor {
     type Result = ();
 
     fn handle(&mut self, _msg: ProbeWrites, ctx: &mut Self::Context) {
-        if !self.outage.in_outage() {
+        if !self.in_outage() {
             return;
         }
         let mut set = redis::cmd("SET");
         set.arg(self.key(0)).arg("").arg("PX").arg(1);
-        let pipe = pipeline(vec![set]);
+        let mut cmds = vec![set];
+        let replicas = self.settings.min_replicas_ack;
+        if replicas > 0 {
+            cmds.push(self.wait_cmd());
+        }
+        let pipe = pipeline(cmds);
         let conn = self.conn.clone();
         let timeout = self.settings.command_timeout;
         let probe = async move { conn.replies(&pipe, timeout).await };
-        ctx.spawn(probe.into_actor(self).map(|replies, actor, _ctx| {
-            actor.note_outcome(&[replies]);
+        ctx.spawn(probe.into_actor(self).map(move |replies, actor, _ctx| {
+            actor.note_outcome(std::slice::from_ref(&replies));
+            let stored = all_succeeded(replies)
+                .and_then(|replies| acknowledged(&replies, replicas))
+                .is_ok();
+            actor.note_writes(&[stored]);
         }));
     }
 }

@@ -194,3 +194,64 @@ async fn redis_refusing_writes_makes_both_health_surfaces_not_serving_until_it_t
     .await;
     placed_port(&mut client, 2).await.expect("calls work again");
 }
+
+#[tokio::test]
+async fn successful_logins_do_not_hide_failing_token_writes_from_health() {
+    use status_server::proto::LoginReq;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let (redis, server) = server_with_one_chat_server().await;
+    let mut client = server.client().await;
+    let token = client
+        .get_chat_server(status_server::proto::GetChatServerReq { uid: 1 })
+        .await
+        .expect("placed before the fault")
+        .into_inner()
+        .token;
+    let login = |client: &mut status_server::proto::status_service_client::StatusServiceClient<
+        tonic::transport::Channel,
+    >| {
+        let mut client = client.clone();
+        let token = token.clone();
+        async move { client.login(LoginReq { uid: 1, token }).await }
+    };
+
+    // Out of memory: Logins (reads) work, token writes fail.
+    config_set(&redis, "maxmemory-policy", "noeviction").await;
+    config_set(&redis, "maxmemory", "1").await;
+    // Logins and GetChatServers at once, so batches mix reads that succeed
+    // with writes that fail.
+    let mixed = (2..=41).map(|uid| {
+        let mut client = client.clone();
+        let login = login(&mut client);
+        async move {
+            let placed = placed_port(&mut client, uid).await;
+            (placed, login.await)
+        }
+    });
+    for (placed, login) in futures_util::future::join_all(mixed).await {
+        assert_eq!(placed.expect_err("writes fail").code(), Code::Unavailable);
+        assert_eq!(login.expect("reads work").into_inner().error, 0);
+    }
+    let not_serving = (ServingStatus::NotServing as i32, 503);
+    eventually("both health surfaces to say not serving", || async {
+        (both_health_surfaces(&server).await == not_serving).then_some(())
+    })
+    .await;
+    // Logins alone keep succeeding; they say nothing about writes.
+    for _ in 0..20 {
+        let reply = login(&mut client).await.expect("reads work");
+        assert_eq!(reply.into_inner().error, 0);
+    }
+    assert_eq!(
+        server.http_get("/healthz").await.0,
+        503,
+        "successful reads ended the write outage"
+    );
+
+    config_set(&redis, "maxmemory", "0").await;
+    let serving = (ServingStatus::Serving as i32, 200);
+    eventually("both health surfaces to say serving again", || async {
+        (both_health_surfaces(&server).await == serving).then_some(())
+    })
+    .await;
+}
