@@ -54,5 +54,10 @@ pub mod batch_proto {
     pub use statusbatch::v1::*;
 }
 
-/// Descriptors of every proto, for gRPC server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("descriptors");
+/// Descriptors of the protos served on `listen` (`message`, `statusbatch.v1`), for gRPC
+/// server reflection there.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("public_descriptors");
+
+/// Descriptors of `proto/admin.proto`, for gRPC server reflection on `admin_listen` only.
+pub const ADMIN_FILE_DESCRIPTOR_SET: &[u8] =
+    tonic::include_file_descriptor_set!("admin_descriptors");

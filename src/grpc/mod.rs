@@ -6,9 +6,10 @@
 //! [`batch`] (`statusbatch.v1.Batch`), [`admin`] (`statusadmin.v1.Admin`). Beside them tonic's
 //! `grpc.health.v1.Health` and server reflection. The Admin service has a port of its own,
 //! `server.admin_listen`, and is not served on `listen` (docs/contract.md §6): who can reach
-//! the public port cannot read the topology, drain servers or trigger reloads. Cross-cutting concerns are
-//! small layers of their own: [`in_flight_limit`] sheds requests past a bound,
-//! [`connection_cap`] bounds the connections open at once,
+//! the public port cannot read the topology, drain servers or trigger reloads. Each port's
+//! reflection describes its own services only, so `listen` does not even name Admin's.
+//! Cross-cutting concerns are small layers of their own: [`in_flight_limit`] sheds requests
+//! past a bound, [`connection_cap`] bounds the connections open at once,
 //! [`silent_connections`] ends connections that never spoke once draining
 //! starts or their handshake deadline passes. One connection has at most
 //! [`MAX_STREAMS_PER_CONNECTION`] streams open, and a request must be done
@@ -152,16 +153,24 @@ pub fn serve<H: Health>(
     impl Future<Output = Result<(), tonic::transport::Error>>,
     tonic_reflection::server::Error,
 > {
-    // Both reflection versions: grpcurl and older tools still ask v1alpha.
-    let reflection = || {
+    // Each port describes what it serves, and nothing else: the Admin API is neither
+    // listed nor described on `listen`.
+    let public_reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
+    let admin_reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::ADMIN_FILE_DESCRIPTOR_SET)
+    };
     let shed = backends.metrics.as_ref().map(|m| m.shed.clone());
     let reply = reply_encoding(compression);
-    let reflection_v1 = compressed!(reflection().build_v1()?, reply);
-    let reflection_v1alpha = compressed!(reflection().build_v1alpha()?, reply);
+    // Both reflection versions: grpcurl and older tools still ask v1alpha.
+    let reflection_v1 = compressed!(public_reflection().build_v1()?, reply);
+    let reflection_v1alpha = compressed!(public_reflection().build_v1alpha()?, reply);
+    let admin_reflection_v1 = compressed!(admin_reflection().build_v1()?, reply);
+    let admin_reflection_v1alpha = compressed!(admin_reflection().build_v1alpha()?, reply);
     let status_service = compressed!(
         StatusServiceServer::new(StatusService::new(StatusCalls::new(
             backends.registry.clone(),
@@ -194,6 +203,8 @@ pub fn serve<H: Health>(
         limited(tonic::transport::Server::builder())
             .layer(InFlightLimitLayer::new(MAX_IN_FLIGHT, shed.clone()))
             .add_service(admin_service)
+            .add_service(admin_reflection_v1)
+            .add_service(admin_reflection_v1alpha)
             .serve_with_incoming_shutdown(
                 connections::incoming(admin_listener, max_connections, tls.clone(), drain.clone()),
                 drain.clone().started(),
