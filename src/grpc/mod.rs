@@ -175,7 +175,7 @@ pub fn serve<H: Health>(
         StatusServiceServer::new(StatusService::new(StatusCalls::new(
             backends.registry.clone(),
             backends.tokens.clone(),
-            backends.metrics,
+            backends.metrics.clone(),
             Protocol::Grpc,
         )))
         .max_decoding_message_size(MAX_REQUEST_BYTES),
@@ -185,6 +185,7 @@ pub fn serve<H: Health>(
         BatchServer::new(BatchService::new(
             backends.registry.clone(),
             backends.tokens.clone(),
+            backends.metrics,
         ))
         .max_decoding_message_size(MAX_REQUEST_BYTES),
         reply
