@@ -49,6 +49,7 @@ use crate::batch_proto::batch_server::BatchServer;
 use crate::calls::StatusCalls;
 use crate::config::ReplyCompression;
 use crate::drain::DrainSignal;
+use crate::fd_budget::Caps;
 use crate::metrics::{Metrics, Protocol};
 use crate::proto::status_service_server::StatusServiceServer;
 use crate::tls::TlsAcceptor;
@@ -139,15 +140,16 @@ fn reply_encoding(compression: ReplyCompression) -> Option<CompressionEncoding> 
 /// `admin_listener` (when on) until `drain` starts, then lets accepted
 /// requests finish (tonic's graceful shutdown; the caller bounds it).
 /// Replies are compressed as `compression` says, to clients that accept it.
-/// With `tls`, both ports speak only TLS. At most `max_connections` connections are open
-/// at once on each. The future ends with the first port that fails, or once both drained.
+/// With `tls`, both ports speak only TLS. At most `caps.listen` and `caps.admin`
+/// connections are open at once on each. The future ends with the first port that fails,
+/// or once both drained.
 pub fn serve<H: Health>(
     listener: TcpListener,
     admin_listener: Option<TcpListener>,
     tls: Option<TlsAcceptor>,
     backends: Backends<H>,
     compression: ReplyCompression,
-    max_connections: usize,
+    caps: Caps,
     drain: DrainSignal,
 ) -> Result<
     impl Future<Output = Result<(), tonic::transport::Error>>,
@@ -207,7 +209,7 @@ pub fn serve<H: Health>(
             .add_service(admin_reflection_v1)
             .add_service(admin_reflection_v1alpha)
             .serve_with_incoming_shutdown(
-                connections::incoming(admin_listener, max_connections, tls.clone(), drain.clone()),
+                connections::incoming(admin_listener, caps.admin, tls.clone(), drain.clone()),
                 drain.clone().started(),
             )
     });
@@ -220,7 +222,7 @@ pub fn serve<H: Health>(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(
-            connections::incoming(listener, max_connections, tls, drain.clone()),
+            connections::incoming(listener, caps.listen, tls, drain.clone()),
             drain.started(),
         );
     Ok(async move {
