@@ -108,19 +108,20 @@ impl Actors {
     }
 
     /// Re-reads `path` and applies what can be applied live to `running`;
-    /// a bad file keeps the running config.
+    /// a bad file keeps the running config. The log says why in full; the outcome, which
+    /// an Admin caller reads, says where without quoting the file (docs/contract.md §6).
     pub async fn reload(&self, path: &Path, running: &mut Settings) -> ReloadOutcome {
-        let not_applied = |why: String| {
+        let not_applied = |why: String, answered: String| {
             log::error!("reload failed, keeping the running config: {why}");
             ReloadOutcome {
                 applied: false,
-                message: why,
+                message: format!("reload failed, keeping the running config: {answered}"),
                 restart_needed: Vec::new(),
             }
         };
         let loaded = match Settings::load_off_thread(path.to_path_buf()).await {
             Ok(loaded) => loaded,
-            Err(err) => return not_applied(err.to_string()),
+            Err(err) => return not_applied(err.to_string(), err.without_contents()),
         };
         let (loaded, restart_needed) = plan_reload(running, loaded);
         for key in &restart_needed {
@@ -129,7 +130,13 @@ impl Actors {
         let conn = if needs_new_connection(running, &loaded) {
             match connect_redis(&loaded) {
                 Ok(conn) => Some(conn),
-                Err(err) => return not_applied(format!("redis: {err}")),
+                Err(err) => {
+                    return not_applied(
+                        format!("redis: {err}"),
+                        "the Redis settings do not open a connection (the server's log says why)"
+                            .to_string(),
+                    );
+                }
             }
         } else {
             None

@@ -4,8 +4,9 @@
 //! drain, stop); [`config`] turns the TOML file into validated settings.
 //! Inside: `actors` starts, reloads and stops the actors, `grpc` is the gRPC
 //! front end (one service per file), `http_api` the HTTP/JSON one (docs/contract.md §9),
-//! both carrying the same `calls`; `http_endpoints` serves `/metrics` and `/healthz`; `tls` loads `[server.tls]`. The actors and balancing rules live in the `status-actors`
-//! crate (`actors/`). `contract` holds the facts clients share (error codes, health names, exit
+//! both carrying the same `calls`; `http_endpoints` serves `/metrics` and `/healthz`; `tls`
+//! loads `[server.tls]`; `fd_budget` fits the connection caps to the open-file limit. The
+//! actors and balancing rules live in the `status-actors` crate (`actors/`). `contract` holds the facts clients share (error codes, health names, exit
 //! codes). The specification is `docs/contract.md`.
 
 mod accept_errors;
@@ -15,6 +16,7 @@ mod calls;
 pub mod config;
 pub mod contract;
 mod drain;
+mod fd_budget;
 mod grpc;
 mod health;
 mod http_api;
@@ -55,5 +57,10 @@ pub mod batch_proto {
     pub use statusbatch::v1::*;
 }
 
-/// Descriptors of every proto, for gRPC server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("descriptors");
+/// Descriptors of the protos served on `listen` (`message`, `statusbatch.v1`), for gRPC
+/// server reflection there.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("public_descriptors");
+
+/// Descriptors of `proto/admin.proto`, for gRPC server reflection on `admin_listen` only.
+pub const ADMIN_FILE_DESCRIPTOR_SET: &[u8] =
+    tonic::include_file_descriptor_set!("admin_descriptors");

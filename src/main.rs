@@ -24,7 +24,9 @@ Config keys (default):
               metrics_listen (\"127.0.0.1:9464\"; \"\" = off),
               http_listen (\"\" = off; HTTP/JSON), shutdown_grace_ms (10000),
               compression (\"none\" | \"gzip\" | \"zstd\"; replies; restart to change),
-              max_connections (10000; gRPC connections open at once; restart to change),
+              max_connections (10000; gRPC connections open at once, on listen and on
+              admin_listen each; restart to change; at start the open-file limit is raised
+              to hold them, or they are lowered to fit it, with a warning),
               threads (1: connections, actors and Redis on one thread; N > 1: connections
               on N workers beside the actors' thread; restart to change)
   [server.tls] cert, key (PEM; relative to the config file), client_ca (mTLS; optional);

@@ -93,11 +93,20 @@ pub struct CallMetrics {
     pub login: RpcMetrics,
 }
 
+/// The metrics of both batch calls (`statusbatch.v1.Batch`, gRPC only): one count per
+/// batch, not per item.
+pub struct BatchMetrics {
+    pub get_chat_servers: RpcMetrics,
+    pub logins: RpcMetrics,
+}
+
 /// Every metric of the process, in its own registry.
 pub struct Metrics {
     registry: Registry,
     grpc: CallMetrics,
     http: CallMetrics,
+    /// The batch calls, on gRPC.
+    pub batch: BatchMetrics,
     /// Requests answered RESOURCE_EXHAUSTED by the in-flight limit.
     pub shed: IntCounter,
     /// GetChatServer calls refused: every alive server full or draining.
@@ -148,6 +157,10 @@ impl Metrics {
         let metrics = Metrics {
             grpc: calls(Protocol::Grpc),
             http: calls(Protocol::Http),
+            batch: BatchMetrics {
+                get_chat_servers: rpc(Protocol::Grpc, "GetChatServers"),
+                logins: rpc(Protocol::Grpc, "Logins"),
+            },
             shed: IntCounter::new(
                 "status_requests_shed_total",
                 "Requests answered RESOURCE_EXHAUSTED because too many were in flight",
@@ -368,6 +381,11 @@ mod tests {
             .calls(Protocol::Http)
             .get_chat_server
             .observe(Outcome::Ok, started);
+        metrics
+            .batch
+            .get_chat_servers
+            .observe(Outcome::Unavailable, started);
+        metrics.batch.logins.observe(Outcome::Ok, started);
         let text = metrics.render(
             &snapshot(),
             TokenStats {
@@ -388,6 +406,15 @@ mod tests {
         assert!(text.contains(
             "status_requests_total{outcome=\"token_invalid_1010\",protocol=\"grpc\",rpc=\"Login\"} 1"
         ));
+        assert!(text.contains(
+            "status_requests_total{outcome=\"unavailable\",protocol=\"grpc\",rpc=\"GetChatServers\"} 1"
+        ));
+        assert!(
+            text.contains(
+                "status_requests_total{outcome=\"ok\",protocol=\"grpc\",rpc=\"Logins\"} 1"
+            )
+        );
+        assert!(!text.contains("protocol=\"http\",rpc=\"Logins\""), "{text}");
         assert!(text.contains("status_redis_errors_total{user=\"token\"} 3"));
         assert!(text.contains("status_redis_errors_total{user=\"poll\"} 2"));
         assert!(text.contains("status_load_hash_present 0"), "{text}");

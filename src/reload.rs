@@ -14,7 +14,8 @@ use crate::config::Settings;
 pub struct ReloadOutcome {
     /// False when nothing changed because the file did not validate.
     pub applied: bool,
-    /// One line: what was applied, or why not.
+    /// One line: what was applied, or why not (`reload failed, ...`), naming the file and
+    /// line of a problem but nothing the file holds (it may hold secrets; the log has it).
     pub message: String,
     /// Keys that changed but need a restart (kept at their running values).
     pub restart_needed: Vec<String>,

@@ -28,6 +28,7 @@ use crate::actors::Actors;
 use crate::calls::StatusCalls;
 use crate::config::Settings;
 use crate::drain::drain_channel;
+use crate::fd_budget::{self, Caps};
 use crate::grpc::{self, Backends};
 use crate::health::{self, HealthInputs};
 use crate::http_api;
@@ -129,10 +130,13 @@ pub struct Server {
     actors: Actors,
     /// `Some` when `[server.tls]` is set.
     tls: Option<TlsAcceptor>,
+    /// The connection caps as the open-file limit lets them be.
+    caps: Caps,
 }
 
 impl Server {
-    /// Starts the actors and runs the first poll and probes, each bounded by
+    /// Fits the connection caps to the open-file limit ([`fd_budget::fit`]), starts the
+    /// actors and runs the first poll and probes, each bounded by
     /// its timeout. Must be awaited inside the actix System. `config_path`
     /// is what a reload re-reads.
     pub async fn start(config_path: PathBuf, settings: Settings) -> Result<Server, StartError> {
@@ -144,6 +148,10 @@ impl Server {
             .map(TlsAcceptor::load)
             .transpose()
             .map_err(StartError::Tls)?;
+        let caps = fd_budget::fit(
+            wanted_caps(&settings),
+            fd_budget::RESERVED_FDS + settings.chat_servers.len() as u64,
+        );
         let actors = Actors::start(&settings).map_err(StartError::Redis)?;
         let started = Instant::now();
         actors.refresh().await;
@@ -153,6 +161,7 @@ impl Server {
             settings,
             actors,
             tls,
+            caps,
         })
     }
 
@@ -178,6 +187,7 @@ impl Server {
             mut settings,
             actors,
             tls,
+            caps,
         } = self;
         let bound = (|| {
             let grpc = into_tokio(listeners.grpc)?;
@@ -240,6 +250,7 @@ impl Server {
                 listener,
                 tls.clone(),
                 calls,
+                caps.http,
                 drain_signal.clone(),
             ))
         });
@@ -276,7 +287,7 @@ impl Server {
             tls.clone(),
             backends,
             settings.server.compression,
-            settings.server.max_connections,
+            caps,
             drain_signal,
         ) {
             Ok(serve) => serve,
@@ -391,6 +402,18 @@ impl Server {
         actors.stop().await;
         log::info!("stopped");
         Ok(exit)
+    }
+}
+
+/// The connection caps `settings` ask for: `server.max_connections` on each gRPC port, the
+/// HTTP/JSON port's own; 0 for a port that is off.
+fn wanted_caps(settings: &Settings) -> Caps {
+    let server = &settings.server;
+    let on = |addr: Option<SocketAddr>, cap: usize| addr.map_or(0, |_| cap);
+    Caps {
+        listen: server.max_connections,
+        admin: on(server.admin_listen, server.max_connections),
+        http: on(server.http_listen, http_api::MAX_CONNECTIONS),
     }
 }
 

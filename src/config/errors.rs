@@ -4,7 +4,9 @@
 //! A bad config stops start-up with one line that names the file and the problem (key,
 //! value, line; docs/contract.md §3), and that line lands in logs. Hence every message is
 //! collapsed to one line, anything that could break or reorder it is replaced, and nothing
-//! here panics on any input.
+//! here panics on any input. What the line quotes of the file (keys, values) may be secret:
+//! [`ConfigError::without_contents`] is the same error for callers outside the process
+//! (the Admin API's Reload, docs/contract.md §6), who learn only where the problem is.
 
 use std::fmt;
 use std::ops::Range;
@@ -18,15 +20,42 @@ pub struct ConfigError {
     line: Option<usize>,
     /// Already collapsed to one line.
     message: String,
+    /// Whether the message may quote what the file holds (a key, a value); false when it
+    /// is about the file as a whole (it cannot be read) or the environment.
+    quotes_contents: bool,
 }
 
 impl ConfigError {
+    /// A problem with what the file says; the message may quote it.
     pub(super) fn new(path: &Path, line: Option<usize>, message: impl AsRef<str>) -> Self {
         Self {
             path: path.to_path_buf(),
             line,
             message: one_line(message.as_ref()),
+            quotes_contents: true,
         }
+    }
+
+    /// A problem that quotes nothing of the file: it cannot be read, or the environment is
+    /// wrong.
+    pub(super) fn outside_contents(path: &Path, message: impl AsRef<str>) -> Self {
+        Self {
+            quotes_contents: false,
+            ..Self::new(path, None, message)
+        }
+    }
+
+    /// The error without anything the file holds: the path, and for a problem with what
+    /// the file says only its line (when it has one). The whole line goes to the log.
+    pub fn without_contents(&self) -> String {
+        if !self.quotes_contents {
+            return self.to_string();
+        }
+        let path = one_line(&self.path.display().to_string());
+        let at = self
+            .line
+            .map_or_else(String::new, |line| format!("line {line}: "));
+        format!("{path}: {at}does not validate (the server's log says why)")
     }
 
     /// The same problem in other words, at the same place: the INI reader names its own
@@ -246,6 +275,31 @@ mod tests {
     fn newlines_in_values_are_escaped() {
         let message = error(&format!("[server]\nlisten = \"a\\nb\"\n{ONE_SERVER}"));
         assert_mentions(&message, &["line 2: ", r#"server.listen = "a\nb""#]);
+    }
+
+    #[test]
+    fn without_contents_keeps_the_place_and_drops_what_the_file_says() {
+        let bad_value = ConfigError::new(
+            Path::new("s.toml"),
+            Some(4),
+            "redis.url = \"redis://:hunter2@h\": not a URL",
+        );
+        assert_eq!(
+            bad_value.without_contents(),
+            "s.toml: line 4: does not validate (the server's log says why)"
+        );
+        assert!(bad_value.to_string().contains("hunter2"));
+        let no_line = ConfigError::new(Path::new("s.toml"), None, "unknown key `hunter2`");
+        assert_eq!(
+            no_line.without_contents(),
+            "s.toml: does not validate (the server's log says why)"
+        );
+        let unreadable =
+            ConfigError::outside_contents(Path::new("s.toml"), "cannot read: not a regular file");
+        assert_eq!(
+            unreadable.without_contents(),
+            "s.toml: cannot read: not a regular file"
+        );
     }
 
     #[test]

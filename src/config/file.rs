@@ -20,7 +20,8 @@ pub const READ_DEADLINE: Duration = Duration::from_secs(5);
 
 /// The config file's text: a regular file of at most [`MAX_CONFIG_BYTES`], valid UTF-8.
 pub(super) fn read_text(path: &Path) -> Result<String, ConfigError> {
-    let cannot_read = |e: std::io::Error| ConfigError::new(path, None, format!("cannot read: {e}"));
+    let cannot_read =
+        |e: std::io::Error| ConfigError::outside_contents(path, format!("cannot read: {e}"));
     // Checked before opening: opening a FIFO for reading blocks until a writer comes.
     let metadata = std::fs::metadata(path).map_err(cannot_read)?;
     check_regular(path, &metadata)?;
@@ -36,9 +37,8 @@ pub(super) fn read_text(path: &Path) -> Result<String, ConfigError> {
         return Err(too_large(path));
     }
     String::from_utf8(bytes).map_err(|e| {
-        ConfigError::new(
+        ConfigError::outside_contents(
             path,
-            None,
             format!("cannot read: stream did not contain valid UTF-8 ({e})"),
         )
     })
@@ -46,9 +46,8 @@ pub(super) fn read_text(path: &Path) -> Result<String, ConfigError> {
 
 fn check_regular(path: &Path, metadata: &std::fs::Metadata) -> Result<(), ConfigError> {
     if !metadata.is_file() {
-        return Err(ConfigError::new(
+        return Err(ConfigError::outside_contents(
             path,
-            None,
             "cannot read: not a regular file",
         ));
     }
@@ -59,7 +58,7 @@ fn check_regular(path: &Path, metadata: &std::fs::Metadata) -> Result<(), Config
 }
 
 fn too_large(path: &Path) -> ConfigError {
-    ConfigError::new(path, None, "cannot read: larger than 1 MiB")
+    ConfigError::outside_contents(path, "cannot read: larger than 1 MiB")
 }
 
 impl Settings {
@@ -77,23 +76,20 @@ impl Settings {
                 let _ = tx.send(Settings::load(&path));
             });
         if let Err(err) = spawned {
-            return Err(ConfigError::new(
+            return Err(ConfigError::outside_contents(
                 &shown,
-                None,
                 format!("cannot read: no thread to read it on: {err}"),
             ));
         }
         match tokio::time::timeout(READ_DEADLINE, read).await {
             Ok(Ok(loaded)) => loaded,
             // The reading thread panicked.
-            Ok(Err(_)) => Err(ConfigError::new(
+            Ok(Err(_)) => Err(ConfigError::outside_contents(
                 &shown,
-                None,
                 "cannot read: the reading thread failed",
             )),
-            Err(_) => Err(ConfigError::new(
+            Err(_) => Err(ConfigError::outside_contents(
                 &shown,
-                None,
                 format!(
                     "cannot read: timed out reading after {} s",
                     READ_DEADLINE.as_secs()

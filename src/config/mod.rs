@@ -204,9 +204,8 @@ impl Settings {
                 Ok(url) => Some(url),
                 // Silently falling back to the file's URL would connect somewhere unintended.
                 Err(_) => {
-                    return Err(ConfigError::new(
+                    return Err(ConfigError::outside_contents(
                         path,
-                        None,
                         format!("{REDIS_URL_ENV} is set but is not valid UTF-8"),
                     ));
                 }
@@ -225,9 +224,8 @@ impl Settings {
                 Ok(password) if password.is_empty() => None,
                 Ok(password) => Some(Password(password)),
                 Err(_) => {
-                    return Err(ConfigError::new(
+                    return Err(ConfigError::outside_contents(
                         path,
-                        None,
                         format!("{REDIS_PASSWORD_ENV} is set but is not valid UTF-8"),
                     ));
                 }

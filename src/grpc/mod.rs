@@ -6,9 +6,10 @@
 //! [`batch`] (`statusbatch.v1.Batch`), [`admin`] (`statusadmin.v1.Admin`). Beside them tonic's
 //! `grpc.health.v1.Health` and server reflection. The Admin service has a port of its own,
 //! `server.admin_listen`, and is not served on `listen` (docs/contract.md §6): who can reach
-//! the public port cannot read the topology, drain servers or trigger reloads. Cross-cutting concerns are
-//! small layers of their own: [`in_flight_limit`] sheds requests past a bound,
-//! [`connection_cap`] bounds the connections open at once,
+//! the public port cannot read the topology, drain servers or trigger reloads. Each port's
+//! reflection describes its own services only, so `listen` does not even name Admin's.
+//! Cross-cutting concerns are small layers of their own: [`in_flight_limit`] sheds requests
+//! past a bound, [`connection_cap`] bounds the connections open at once,
 //! [`silent_connections`] ends connections that never spoke once draining
 //! starts or their handshake deadline passes. One connection has at most
 //! [`MAX_STREAMS_PER_CONNECTION`] streams open, and a request must be done
@@ -48,6 +49,7 @@ use crate::batch_proto::batch_server::BatchServer;
 use crate::calls::StatusCalls;
 use crate::config::ReplyCompression;
 use crate::drain::DrainSignal;
+use crate::fd_budget::Caps;
 use crate::metrics::{Metrics, Protocol};
 use crate::proto::status_service_server::StatusServiceServer;
 use crate::tls::TlsAcceptor;
@@ -138,35 +140,44 @@ fn reply_encoding(compression: ReplyCompression) -> Option<CompressionEncoding> 
 /// `admin_listener` (when on) until `drain` starts, then lets accepted
 /// requests finish (tonic's graceful shutdown; the caller bounds it).
 /// Replies are compressed as `compression` says, to clients that accept it.
-/// With `tls`, both ports speak only TLS. At most `max_connections` connections are open
-/// at once on each. The future ends with the first port that fails, or once both drained.
+/// With `tls`, both ports speak only TLS. At most `caps.listen` and `caps.admin`
+/// connections are open at once on each. The future ends with the first port that fails,
+/// or once both drained.
 pub fn serve<H: Health>(
     listener: TcpListener,
     admin_listener: Option<TcpListener>,
     tls: Option<TlsAcceptor>,
     backends: Backends<H>,
     compression: ReplyCompression,
-    max_connections: usize,
+    caps: Caps,
     drain: DrainSignal,
 ) -> Result<
     impl Future<Output = Result<(), tonic::transport::Error>>,
     tonic_reflection::server::Error,
 > {
-    // Both reflection versions: grpcurl and older tools still ask v1alpha.
-    let reflection = || {
+    // Each port describes what it serves, and nothing else: the Admin API is neither
+    // listed nor described on `listen`.
+    let public_reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
+    let admin_reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::ADMIN_FILE_DESCRIPTOR_SET)
+    };
     let shed = backends.metrics.as_ref().map(|m| m.shed.clone());
     let reply = reply_encoding(compression);
-    let reflection_v1 = compressed!(reflection().build_v1()?, reply);
-    let reflection_v1alpha = compressed!(reflection().build_v1alpha()?, reply);
+    // Both reflection versions: grpcurl and older tools still ask v1alpha.
+    let reflection_v1 = compressed!(public_reflection().build_v1()?, reply);
+    let reflection_v1alpha = compressed!(public_reflection().build_v1alpha()?, reply);
+    let admin_reflection_v1 = compressed!(admin_reflection().build_v1()?, reply);
+    let admin_reflection_v1alpha = compressed!(admin_reflection().build_v1alpha()?, reply);
     let status_service = compressed!(
         StatusServiceServer::new(StatusService::new(StatusCalls::new(
             backends.registry.clone(),
             backends.tokens.clone(),
-            backends.metrics,
+            backends.metrics.clone(),
             Protocol::Grpc,
         )))
         .max_decoding_message_size(MAX_REQUEST_BYTES),
@@ -176,6 +187,7 @@ pub fn serve<H: Health>(
         BatchServer::new(BatchService::new(
             backends.registry.clone(),
             backends.tokens.clone(),
+            backends.metrics,
         ))
         .max_decoding_message_size(MAX_REQUEST_BYTES),
         reply
@@ -194,8 +206,10 @@ pub fn serve<H: Health>(
         limited(tonic::transport::Server::builder())
             .layer(InFlightLimitLayer::new(MAX_IN_FLIGHT, shed.clone()))
             .add_service(admin_service)
+            .add_service(admin_reflection_v1)
+            .add_service(admin_reflection_v1alpha)
             .serve_with_incoming_shutdown(
-                connections::incoming(admin_listener, max_connections, tls.clone(), drain.clone()),
+                connections::incoming(admin_listener, caps.admin, tls.clone(), drain.clone()),
                 drain.clone().started(),
             )
     });
@@ -208,7 +222,7 @@ pub fn serve<H: Health>(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(
-            connections::incoming(listener, max_connections, tls, drain.clone()),
+            connections::incoming(listener, caps.listen, tls, drain.clone()),
             drain.started(),
         );
     Ok(async move {

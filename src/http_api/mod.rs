@@ -9,9 +9,10 @@
 //! - a request's header must arrive within [`HEADER_READ_TIMEOUT`] and fit in
 //!   [`MAX_HEADER_BYTES`]; the same timeout closes a keep-alive connection left idle;
 //! - a body is read through a 64 KiB limit within [`routes::BODY_READ_DEADLINE`];
-//! - at most [`MAX_CONNECTIONS`] connections are open; further ones wait in the listen
-//!   backlog until one closes. HTTP/1.1 carries one request at a time per connection, so
-//!   this also bounds the requests in flight, as the gRPC port's in-flight limit does.
+//! - at most [`MAX_CONNECTIONS`] connections are open (fewer when the open-file limit cannot
+//!   hold them: `fd_budget`); further ones wait in the listen backlog until one closes.
+//!   HTTP/1.1 carries one request at a time per connection, so this also bounds the
+//!   requests in flight, as the gRPC port's in-flight limit does.
 //!
 //! On drain the listener closes at once, idle connections close, and requests in flight
 //! run to their answer (sent with `Connection: close`); [`serve`] returns once the last
@@ -34,9 +35,9 @@ use crate::drain::DrainSignal;
 use crate::grpc::connections::HANDSHAKE_TIMEOUT;
 use crate::tls::{Port, TlsAcceptor};
 
-/// Connections open at once. Each costs a task and its buffers (a few tens of KiB at
-/// most), so memory stays far below 200 MiB even at the cap; far above the few hundred in
-/// flight that 2 cores serve well.
+/// Connections open at once, unless the open-file limit lowers it (`fd_budget`). Each
+/// costs a task and its buffers (a few tens of KiB at most), so memory stays far below
+/// 200 MiB even at the cap; far above the few hundred in flight that 2 cores serve well.
 pub const MAX_CONNECTIONS: usize = 4096;
 
 /// How long a request's header may take to arrive, counted from the end of the previous
@@ -46,12 +47,13 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request header; real ones are a few hundred bytes (hyper answers 431 beyond).
 const MAX_HEADER_BYTES: usize = 16 * 1024;
 
-/// Serves until draining starts, then until the last connection has ended.
-/// With `tls`, every connection must handshake first.
+/// Serves until draining starts, then until the last connection has ended, with at most
+/// `max_connections` open. With `tls`, every connection must handshake first.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     calls: StatusCalls,
+    max_connections: usize,
     drain: DrainSignal,
 ) {
     let drain_started = drain.clone().started();
@@ -67,7 +69,7 @@ pub async fn serve(
                 }
                 continue;
             }
-            accepted = listener.accept(), if connections.len() < MAX_CONNECTIONS => {
+            accepted = listener.accept(), if connections.len() < max_connections => {
                 match accepted {
                     Ok((stream, _peer)) => {
                         accept_errors.accepted();

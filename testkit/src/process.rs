@@ -60,8 +60,33 @@ impl ServerProcess {
     /// named `file_name`, whose extension decides how the server reads it
     /// (`.ini`: the C++ server's INI file).
     pub async fn start_with_config_file(file_name: &str, text: &str) -> ServerProcess {
+        Self::spawn(file_name, text, None).await
+    }
+
+    /// [`ServerProcess::start_with_config_text`] under an open-file limit (`RLIMIT_NOFILE`)
+    /// of `soft`, and `hard`: set by the shell that then execs the binary, so the process
+    /// keeps its pid.
+    pub async fn start_with_open_files(text: &str, soft: u64, hard: u64) -> ServerProcess {
+        Self::spawn("status.toml", text, Some((soft, hard))).await
+    }
+
+    async fn spawn(file_name: &str, text: &str, open_files: Option<(u64, u64)>) -> ServerProcess {
         let (dir, path) = write_config_as(file_name, text);
-        let mut child = Command::new(server_binary())
+        let mut command = match open_files {
+            None => Command::new(server_binary()),
+            Some((soft, hard)) => {
+                let mut shell = Command::new("sh");
+                // Soft first: a hard limit below the running soft one is refused.
+                shell
+                    .arg("-c")
+                    .arg(format!(
+                        "ulimit -S -n {soft} && ulimit -H -n {hard} && exec \"$0\" \"$@\""
+                    ))
+                    .arg(server_binary());
+                shell
+            }
+        };
+        let mut child = command
             .arg("--config")
             .arg(&path)
             .env("RUST_LOG", "debug")

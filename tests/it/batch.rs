@@ -290,6 +290,65 @@ async fn a_batch_past_capacity_is_resource_exhausted_and_places_none() {
 }
 
 #[tokio::test]
+async fn each_batch_counts_once_in_the_request_metrics() {
+    let redis = RedisServer::start().await;
+    set_loads(&redis, &[("a", "0")]).await;
+    let mut config = TestConfig::new(
+        &redis,
+        vec![ChatServerEntry::new("a", 9001).max_connections(10)],
+    );
+    config.poll_interval_ms = NO_POLLS_MS;
+    let server = TestServer::start(&config).await;
+    let mut client = batch_client(&server).await;
+
+    let full = get_servers(&mut client, (1..=11).collect()).await;
+    assert_eq!(full.expect_err("11 > 10").code(), Code::ResourceExhausted);
+    get_servers(&mut client, (1..=10).collect())
+        .await
+        .expect("room for 10");
+    get_servers(&mut client, vec![0, -1])
+        .await
+        .expect("1011 each, answered");
+    let repeated = get_servers(&mut client, vec![5, 5]).await;
+    assert_eq!(
+        repeated.expect_err("uid twice").code(),
+        Code::InvalidArgument
+    );
+    let wrong = LoginReq {
+        uid: 1,
+        token: "not the token".into(),
+    };
+    logins(&mut client, vec![wrong])
+        .await
+        .expect("1010, answered");
+
+    let (status, text) = server.http_get("/metrics").await;
+    assert_eq!(status, 200);
+    let requests = |outcome: &str, rpc: &str| {
+        format!("status_requests_total{{outcome=\"{outcome}\",protocol=\"grpc\",rpc=\"{rpc}\"}}")
+    };
+    // A refused INVALID_ARGUMENT never reached the actors: not a call answered.
+    for (series, value) in [
+        (requests("ok", "GetChatServers"), 2),
+        (requests("resource_exhausted", "GetChatServers"), 1),
+        (requests("ok", "Logins"), 1),
+        (requests("ok", "GetChatServer"), 0),
+        (
+            "status_request_duration_seconds_count{protocol=\"grpc\",rpc=\"GetChatServers\"}"
+                .to_string(),
+            3,
+        ),
+        ("status_placements_refused_full_total".to_string(), 1),
+    ] {
+        let line = format!("{series} {value}");
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing from {text}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn redis_down_fails_the_whole_batch_unavailable() {
     let (mut redis, server) = {
         let redis = RedisServer::start().await;

@@ -180,3 +180,104 @@ async fn connections_past_the_cap_are_closed_at_once_and_the_open_ones_served() 
     tokio::time::sleep(Duration::from_millis(300)).await;
     fresh_call(&server).await;
 }
+
+/// A config with `listen` only (no Admin, no HTTP/JSON port), for the open-file tests.
+async fn listen_only(max_connections: usize) -> (RedisServer, String) {
+    let redis = RedisServer::start().await;
+    set_loads(&redis, &[("chat1", "0")]).await;
+    let text = TestConfig::new(&redis, vec![ChatServerEntry::new("chat1", 8090)])
+        .to_toml()
+        .replace("admin_listen = \"127.0.0.1:0\"", "admin_listen = \"\"")
+        .replace("http_listen = \"127.0.0.1:0\"", "http_listen = \"\"")
+        .replacen(
+            "[server]\n",
+            &format!("[server]\nmax_connections = {max_connections}\n"),
+            1,
+        );
+    (redis, text)
+}
+
+/// A GetChatServer on a connection of its own, which may be refused.
+async fn fresh_call_result(addr: std::net::SocketAddr) -> Result<(), String> {
+    let mut client = status_server::proto::status_service_client::StatusServiceClient::connect(
+        format!("http://{addr}"),
+    )
+    .await
+    .map_err(|err| format!("connect: {err}"))?;
+    client
+        .get_chat_server(GetChatServerReq { uid: 3 })
+        .await
+        .map(drop)
+        .map_err(|status| format!("{status:?}"))
+}
+
+#[tokio::test]
+async fn a_low_open_file_limit_lowers_the_cap_and_says_so() {
+    let (_redis, text) = listen_only(10_000).await;
+    let mut server = ServerProcess::start_with_open_files(&text, 200, 200).await;
+    let warning = server.wait_for_log("open-file limit 200 ").await;
+    assert!(
+        warning.contains("server.max_connections = 10000"),
+        "{warning}"
+    );
+    let cap: usize = warning
+        .split("serving at most ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no lowered cap in {warning}"));
+    assert!((1..200).contains(&cap), "{warning}");
+
+    // One gRPC client, then silent connections up to the cap.
+    let mut client = server.client().await;
+    client
+        .get_chat_server(GetChatServerReq { uid: 1 })
+        .await
+        .expect("the first client is served");
+    let mut silent = Vec::new();
+    for _ in 1..cap {
+        silent.push(
+            tokio::net::TcpStream::connect(server.addr)
+                .await
+                .expect("connect"),
+        );
+    }
+    // Accepted in order: once this one is closed, every one before it holds a slot.
+    let mut extra = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("the kernel accepts; the server closes it");
+    let mut buf = [0u8; 1];
+    let read = tokio::time::timeout(testkit::WAIT, extra.read(&mut buf))
+        .await
+        .expect("past the lowered cap a connection is closed, not left open");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    server.wait_for_log("closing new ones until one ends").await;
+
+    client
+        .get_chat_server(GetChatServerReq { uid: 2 })
+        .await
+        .expect("an open connection is still served");
+    // Once one closes, a fresh client gets its slot (when the server has seen the close).
+    drop(silent.pop());
+    eventually_ok("a fresh client served after a close", || {
+        fresh_call_result(server.addr)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_soft_open_file_limit_is_raised_for_the_caps() {
+    let (_redis, text) = listen_only(1000).await;
+    let mut server = ServerProcess::start_with_open_files(&text, 256, 2000).await;
+    // 1000 connections, 64 kept free, one chat server to probe.
+    let raised = server.wait_for_log("open-file limit raised").await;
+    assert!(raised.contains("from 256 to 1065"), "{raised}");
+    assert!(
+        !server.log.iter().any(|l| l.contains("serving at most")),
+        "the caps stay as configured: {:?}",
+        server.log
+    );
+    fresh_call_result(server.addr)
+        .await
+        .expect("served after the raise");
+}

@@ -1,9 +1,11 @@
-//! Live reload (SIGHUP, or the control event it becomes): what changes, what
-//! stays, and no dropped request. In-process, except the one test that reads
-//! the log line a bad file leaves.
+//! Live reload (SIGHUP, the Admin API's Reload, or the control event they become): what
+//! changes, what stays, and no dropped request. In-process, except the tests that read the
+//! log line a bad file leaves.
 
 use std::collections::HashSet;
 
+use status_server::admin_proto::ReloadReq;
+use status_server::admin_proto::admin_client::AdminClient;
 use status_server::proto::status_service_client::StatusServiceClient;
 use testkit::*;
 use tonic::transport::Channel;
@@ -79,6 +81,48 @@ async fn ttl_change_applies_and_a_bad_file_keeps_the_running_config() {
     port_for(&mut client, 6).await;
     let ttl = redis.ttl("utoken_6").await;
     assert!((45..=50).contains(&ttl), "running config kept: {ttl}");
+}
+
+#[tokio::test]
+async fn a_failed_admin_reload_answers_where_and_only_the_log_says_what() {
+    let redis = RedisServer::start().await;
+    set_loads(&redis, &[("a", "0")]).await;
+    let config = TestConfig::new(&redis, vec![ChatServerEntry::new("a", 7001)]);
+    let mut server = ServerProcess::start(&config).await;
+    let mut admin =
+        AdminClient::new(channel_to(server.admin_addr.expect("the Admin port is on")).await);
+
+    // What a file may hold that no Admin caller should read, on its line 2.
+    const SECRET: &str = "s3cret-in-the-file";
+    server.rewrite_config(&format!("[redis]\ntoken_ttl_secs = \"{SECRET}\"\n"));
+    let answer = admin
+        .reload(ReloadReq {})
+        .await
+        .expect("Reload answers")
+        .into_inner();
+    let path = server.config_path().display().to_string();
+    assert!(!answer.applied);
+    assert!(
+        answer.message.starts_with("reload failed"),
+        "{}",
+        answer.message
+    );
+    assert!(
+        answer.message.contains(&format!("{path}: line 2: ")),
+        "{}",
+        answer.message
+    );
+    assert!(
+        !answer.message.contains(SECRET) && !answer.message.contains("token_ttl_secs"),
+        "{}",
+        answer.message
+    );
+
+    let logged = server.wait_for_log("reload failed").await;
+    for expected in [path.as_str(), "line 2", "token_ttl_secs", SECRET] {
+        assert!(logged.contains(expected), "{expected} not in {logged}");
+    }
+    port_for(&mut server.client().await, 1).await;
 }
 
 #[tokio::test]

@@ -1,12 +1,14 @@
-//! TLS and mTLS on the gRPC port (docs/contract.md §6), with certificates the tests make:
-//! calls over TLS, plaintext and wrong client certificates refused, certificates rotated by
-//! a reload, bad files refused at start.
+//! TLS and mTLS on the gRPC ports (docs/contract.md §6), with certificates the tests make:
+//! calls over TLS, plaintext and wrong client certificates refused on `listen` and
+//! `admin_listen`, certificates rotated by a reload, bad files refused at start.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
+use status_server::admin_proto::ListServersReq;
+use status_server::admin_proto::admin_client::AdminClient;
 use status_server::proto::GetChatServerReq;
 use status_server::proto::status_service_client::StatusServiceClient;
 use testkit::{
@@ -24,16 +26,20 @@ async fn tls_config(tls: &TlsDir, client_ca: bool) -> (RedisServer, String) {
     (redis, format!("{config}{}", tls.section(client_ca)))
 }
 
-/// One GetChatServer over a fresh TLS channel configured by `tls`.
-async fn call_over_tls(addr: SocketAddr, tls: ClientTlsConfig) -> Result<i32, String> {
-    let channel = Channel::from_shared(format!("https://localhost:{}", addr.port()))
+/// A fresh TLS channel to `addr`, configured by `tls`.
+async fn tls_channel(addr: SocketAddr, tls: ClientTlsConfig) -> Result<Channel, String> {
+    Channel::from_shared(format!("https://localhost:{}", addr.port()))
         .expect("a valid URI")
         .tls_config(tls)
         .map_err(|err| err.to_string())?
         .connect()
         .await
-        .map_err(|err| format!("connect: {err:?}"))?;
-    StatusServiceClient::new(channel)
+        .map_err(|err| format!("connect: {err:?}"))
+}
+
+/// One GetChatServer over a fresh TLS channel configured by `tls`.
+async fn call_over_tls(addr: SocketAddr, tls: ClientTlsConfig) -> Result<i32, String> {
+    StatusServiceClient::new(tls_channel(addr, tls).await?)
         .get_chat_server(GetChatServerReq { uid: 7 })
         .await
         .map(|reply| reply.into_inner().error)
@@ -162,6 +168,51 @@ async fn mtls_refuses_clients_without_a_certificate_of_its_ca() {
     assert_eq!(
         with_ours,
         Ok(0),
+        "a certificate of the configured CA is accepted"
+    );
+}
+
+/// One Admin ListServers over a fresh TLS channel configured by `tls`: how many servers.
+async fn list_over_tls(addr: SocketAddr, tls: ClientTlsConfig) -> Result<usize, String> {
+    AdminClient::new(tls_channel(addr, tls).await?)
+        .list_servers(ListServersReq {})
+        .await
+        .map(|reply| reply.into_inner().servers.len())
+        .map_err(|status| format!("{status:?}"))
+}
+
+#[tokio::test]
+async fn mtls_guards_the_admin_port_too() {
+    let tls = TlsDir::new();
+    let (_redis, config) = tls_config(&tls, true).await;
+    let server = TestServer::start_with_config_text(&config).await;
+    let admin = server.admin_addr.expect("the Admin port is on");
+
+    let without = list_over_tls(admin, tls.client_config(None)).await;
+    assert!(without.is_err(), "no client certificate: {without:?}");
+
+    let foreign = TestCa::new("someone else's CA").client("intruder");
+    let with_foreign = list_over_tls(admin, tls.client_config(Some(&foreign))).await;
+    assert!(with_foreign.is_err(), "foreign CA: {with_foreign:?}");
+
+    let plaintext = async {
+        let channel = Channel::from_shared(format!("http://{admin}"))
+            .expect("a valid URI")
+            .connect()
+            .await
+            .map_err(|err| format!("{err:?}"))?;
+        AdminClient::new(channel)
+            .list_servers(ListServersReq {})
+            .await
+            .map_err(|status| format!("{status:?}"))
+    };
+    assert!(plaintext.await.is_err(), "plaintext gets no reply");
+
+    let ours = tls.ca.client("operator");
+    let with_ours = list_over_tls(admin, tls.client_config(Some(&ours))).await;
+    assert_eq!(
+        with_ours,
+        Ok(1),
         "a certificate of the configured CA is accepted"
     );
 }
