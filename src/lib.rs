@@ -4,7 +4,7 @@
 //! drain, stop); [`config`] turns the TOML file into validated settings.
 //! Inside: `actors` starts, reloads and stops the actors, `grpc` is the gRPC
 //! front end (one service per file), `http_api` the HTTP/JSON one (docs/contract.md §9),
-//! both carrying the same `calls`; `http_endpoints` serves `/metrics` and `/healthz`; `tls` loads `[server.tls]`. The actors and balancing rules live in the `status-actors`
+//! both carrying the same `calls`; `http_endpoints` serves `/metrics` and `/healthz`; `tls` loads `[server.tls]`, `redis_tls` the `[redis]` TLS files. The actors and balancing rules live in the `status-actors`
 //! crate (`actors/`). `contract` holds the facts clients share (error codes, health names, exit
 //! codes). The specification is `docs/contract.md`.
 
@@ -21,6 +21,7 @@ mod http_api;
 mod http_endpoints;
 mod metrics;
 pub mod redact;
+pub mod redis_tls;
 pub mod reload;
 pub mod server;
 pub mod tls;

@@ -28,6 +28,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use status_actors::ChatServer;
 pub use status_actors::redis_link::{LinkSettings, Password, Topology};
+
+use crate::redis_tls::RedisTlsError;
 use status_actors::strategy::StrategyKind;
 
 pub use errors::{ConfigError, breaks_line};
@@ -132,6 +134,26 @@ pub struct RedisSettings {
     pub token_prefix: String,
     /// Hash of chat server loads; never blank.
     pub login_count_key: String,
+    /// `tls_ca`, `tls_cert`, `tls_key`; set only when a URL of the mode is `rediss://`.
+    pub tls: RedisTlsFiles,
+}
+
+/// `[redis]` `tls_ca`, `tls_cert` and `tls_key`: where the PEM files are, already resolved
+/// against the config file's folder. Only the paths: the files are read each time the Redis
+/// link is set up (at start and on each reload, [`RedisSettings::link`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedisTlsFiles {
+    /// CA bundle trusted instead of the system roots.
+    pub ca: Option<PathBuf>,
+    /// `tls_cert` and `tls_key`, always both: a client certificate for Redis.
+    pub client: Option<ClientFiles>,
+}
+
+/// A client certificate chain and its private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// `[balancer]`
@@ -154,13 +176,18 @@ impl RedisSettings {
         }
     }
 
-    /// What the Redis link needs.
-    pub fn link(&self) -> LinkSettings {
-        LinkSettings {
+    /// What the Redis link needs, the TLS files read now.
+    ///
+    /// # Errors
+    /// A `tls_*` file that is missing, unreadable or not PEM, or a key that does not go with
+    /// its certificate.
+    pub fn link(&self) -> Result<LinkSettings, RedisTlsError> {
+        Ok(LinkSettings {
             topology: self.topology.clone(),
             password: self.password.clone(),
             command_timeout: self.command_timeout,
-        }
+            tls: crate::redis_tls::read_files(&self.tls)?,
+        })
     }
 
     /// Where Redis is, for a log line: URLs with their passwords masked.
@@ -307,6 +334,7 @@ mod tests {
                 command_timeout: Duration::from_millis(1_000),
                 token_prefix: "utoken_".to_owned(),
                 login_count_key: "logincount".to_owned(),
+                tls: RedisTlsFiles::default(),
             },
             balancer: BalancerSettings {
                 poll_interval: Duration::from_millis(1_000),
@@ -436,6 +464,7 @@ draining = false
                     command_timeout: Duration::from_millis(250),
                     token_prefix: String::new(),
                     login_count_key: "loads".to_owned(),
+                    tls: RedisTlsFiles::default(),
                 },
                 balancer: BalancerSettings {
                     poll_interval: Duration::from_millis(300),
