@@ -60,12 +60,24 @@ impl ServerProcess {
     /// named `file_name`, whose extension decides how the server reads it
     /// (`.ini`: the C++ server's INI file).
     pub async fn start_with_config_file(file_name: &str, text: &str) -> ServerProcess {
+        Self::start_with_env(file_name, text, &[]).await
+    }
+
+    /// [`ServerProcess::start_with_config_file`] with the environment variables `env` set
+    /// (`STATUS_REDIS_URL` and `STATUS_REDIS_PASSWORD` are unset unless named there).
+    pub async fn start_with_env(
+        file_name: &str,
+        text: &str,
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
         let (dir, path) = write_config_as(file_name, text);
         let mut child = Command::new(server_binary())
             .arg("--config")
             .arg(&path)
             .env("RUST_LOG", "debug")
             .env_remove("STATUS_REDIS_URL")
+            .env_remove("STATUS_REDIS_PASSWORD")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -228,6 +240,7 @@ pub fn run_binary_to_exit(args: &[&std::ffi::OsStr]) -> (ExitStatus, String) {
     let mut child = Command::new(server_binary())
         .args(args)
         .env_remove("STATUS_REDIS_URL")
+        .env_remove("STATUS_REDIS_PASSWORD")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

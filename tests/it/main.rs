@@ -19,6 +19,7 @@ mod load_hash;
 mod login;
 mod operability;
 mod process;
+mod redis_acl;
 mod redis_tls;
 mod reload;
 mod sentinel;
