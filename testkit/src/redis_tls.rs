@@ -4,7 +4,7 @@
 //! files live in its temporary folder, where a config can name them; the harness's own
 //! connections present the client certificate, so they get in either way.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -164,6 +164,39 @@ async fn wait_until_up(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Writes `ca.crt` and a Redis node's `redis.crt`/`redis.key` into `dir`, for the nodes of
+/// a topology whose nodes speak TLS.
+pub(crate) fn write_node_files(dir: &Path) {
+    let ca = TestCa::new("redis test CA");
+    let node = ca.redis_node();
+    for (name, pem) in [
+        ("ca.crt", ca.pem()),
+        ("redis.crt", node.cert_pem),
+        ("redis.key", node.key_pem),
+    ] {
+        std::fs::write(dir.join(name), pem).expect("writing a test PEM file");
+    }
+}
+
+/// The arguments that give a node TLS port `tls_port` with the files of
+/// [`write_node_files`]; a client needs no certificate.
+pub(crate) fn node_args(dir: &Path, tls_port: u16) -> Vec<String> {
+    let file = |name: &str| dir.join(name).display().to_string();
+    [
+        "--tls-port".to_string(),
+        tls_port.to_string(),
+        "--tls-cert-file".to_string(),
+        file("redis.crt"),
+        "--tls-key-file".to_string(),
+        file("redis.key"),
+        "--tls-ca-cert-file".to_string(),
+        file("ca.crt"),
+        "--tls-auth-clients".to_string(),
+        "no".to_string(),
+    ]
+    .to_vec()
 }
 
 /// `redis-server` on TLS port `port` only, with the files of `dir`, logging to

@@ -1,14 +1,15 @@
 //! Redis over TLS (docs/contract.md §6): `rediss://` with a CA of our own, with a client
 //! certificate for a Redis that asks for one, a foreign CA refused, CA files replaced by a
-//! reload, bad files refused at start.
+//! reload, bad files refused at start; a cluster and a Sentinel set whose nodes speak TLS.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use status_server::proto::status_service_client::StatusServiceClient;
 use status_server::proto::{GetChatServerReq, LoginReq};
 use testkit::{
-    ChatServerEntry, RedisServer, TestCa, TestConfig, TestServer, TlsRedisServer, run_to_exit,
-    set_loads,
+    ChatServerEntry, RedisCluster, RedisNode, RedisServer, TestCa, TestConfig, TestServer,
+    TlsRedisServer, run_to_exit, set_loads,
 };
 use tonic::Code;
 use tonic::transport::Channel;
@@ -196,4 +197,40 @@ fn bad_tls_files_stop_the_start_with_one_line() {
             "{lines}: names {key_name} and its file: {stderr}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_cluster_serves_calls_on_every_master() {
+    let cluster = RedisCluster::start_tls().await;
+    RedisNode::new(cluster.master_of_key("logincount").await)
+        .query::<()>(redis::cmd("HSET").arg("logincount").arg("chat1").arg(0))
+        .await;
+    // Only the TLS ports: the slots the cluster hands out over TLS are TLS ports too.
+    let server = TestServer::start(&TestConfig::located(
+        cluster.redis_location(),
+        vec![ChatServerEntry::new("chat1", 8090)],
+    ))
+    .await;
+    let mut client = server.client().await;
+    let mut masters = HashSet::new();
+    for uid in 1..=12 {
+        let placed = client
+            .get_chat_server(GetChatServerReq { uid })
+            .await
+            .expect("GetChatServer through the TLS cluster")
+            .into_inner();
+        let master = RedisNode::new(cluster.master_of_key(&format!("utoken_{uid}")).await);
+        assert_eq!(master.stored_token(uid).await, Some(placed.token.clone()));
+        masters.insert(master.port);
+        let login = client
+            .login(LoginReq {
+                uid,
+                token: placed.token,
+            })
+            .await
+            .expect("Login through the TLS cluster")
+            .into_inner();
+        assert_eq!(login.error, 0);
+    }
+    assert_eq!(masters.len(), 3, "12 token keys hash to every master");
 }
