@@ -122,8 +122,8 @@ fn sentinel_client(
     password: Option<&Password>,
     tls: Option<&TlsPem>,
 ) -> RedisResult<SentinelClient> {
+    // Certificates are always checked (the config refuses `#insecure`).
     let master_tls = match sentinels.first().map(ConnectionInfo::addr) {
-        Some(ConnectionAddr::TcpTls { insecure: true, .. }) => Some(TlsMode::Insecure),
         Some(ConnectionAddr::TcpTls { .. }) => Some(TlsMode::Secure),
         _ => None,
     };

@@ -759,12 +759,19 @@ fn chat_servers(
     Ok(servers)
 }
 
-/// Whatever `redis::Client::open` objects to, now rather than at the first connection.
-/// `open` only parses the URL; it does no I/O.
+/// Whatever `redis::Client::open` objects to, now rather than at the first connection
+/// (`open` only parses the URL; it does no I/O), and `rediss://..#insecure`: the build checks
+/// every certificate, so such a URL would fail every connection.
 fn check_redis_url(url: &str) -> Result<(), String> {
-    redis::Client::open(url)
-        .map(drop)
-        .map_err(|e| format!("not a usable Redis URL: {e}"))
+    let client = redis::Client::open(url).map_err(|e| format!("not a usable Redis URL: {e}"))?;
+    match client.get_connection_info().addr() {
+        redis::ConnectionAddr::TcpTls { insecure: true, .. } => Err(
+            "#insecure is not supported: certificates are always checked (redis.tls_ca names \
+             a CA of your own)"
+                .to_string(),
+        ),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -718,3 +718,11 @@ fn with_tls_files_every_sentinel_has_the_same_user_and_password() {
         format!("[redis]\nmode = \"sentinel\"\nmaster_name = \"m\"\n{sentinels}\n{ONE_SERVER}");
     parse(&text).expect("valid without tls_*");
 }
+
+#[test]
+fn certificate_checks_cannot_be_turned_off() {
+    let message = error(&format!(
+        "[redis]\nurl = \"rediss://h:6380/#insecure\"\n{ONE_SERVER}"
+    ));
+    assert_mentions(&message, &["line 2: ", "#insecure is not supported"]);
+}
