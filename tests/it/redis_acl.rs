@@ -1,13 +1,17 @@
 //! Redis ACL users (docs/contract.md §6): the server logs in as the user of its URL, needs no
 //! more than the commands and keys `ACL_RULES` grant, `STATUS_REDIS_PASSWORD` pairs with that
 //! user, a wrong password answers UNAVAILABLE and says why, and no password ever shows in a
-//! log line, in `/metrics` or in an Admin reply.
+//! log line, in `/metrics` or in an Admin reply. In a cluster the user needs `CLUSTER SLOTS`
+//! too.
 
 use status_server::admin_proto::admin_client::AdminClient;
 use status_server::admin_proto::{ListServersReq, ReloadReq, RevokeTokenReq};
 use status_server::proto::status_service_client::StatusServiceClient;
 use status_server::proto::{GetChatServerReq, LoginReq};
-use testkit::{ChatServerEntry, RedisServer, ServerProcess, TestConfig, TestServer, set_loads};
+use testkit::{
+    ChatServerEntry, RedisCluster, RedisNode, RedisServer, ServerProcess, TestConfig, TestServer,
+    set_loads,
+};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -225,4 +229,58 @@ async fn the_env_password_pairs_with_the_urls_user_and_no_password_shows_anywher
         "the failed reload names the URL, masked: {}",
         answers[1]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_cluster_the_user_needs_cluster_slots_too() {
+    let cluster = RedisCluster::start().await;
+    let ports: Vec<u16> = cluster
+        .node_urls()
+        .iter()
+        .map(|url| {
+            url.rsplit(':')
+                .next()
+                .and_then(|port| port.parse().ok())
+                .expect("redis://127.0.0.1:PORT")
+        })
+        .collect();
+    for &port in &ports {
+        let mut status = redis::cmd("ACL");
+        status.arg(["SETUSER", "status", "on", ">secret", "+cluster|slots"].as_slice());
+        for rule in ACL_RULES {
+            status.arg(*rule);
+        }
+        RedisNode::new(port).query::<()>(&status).await;
+    }
+    RedisNode::new(cluster.master_of_key("logincount").await)
+        .query::<()>(redis::cmd("HSET").arg("logincount").arg("chat1").arg(0))
+        .await;
+    let nodes: Vec<String> = ports
+        .iter()
+        .map(|port| format!("\"redis://status:secret@127.0.0.1:{port}\""))
+        .collect();
+    let location = format!("mode = \"cluster\"\nnodes = [{}]", nodes.join(", "));
+    let server = TestServer::start(&TestConfig::located(location, chat1())).await;
+    let mut client = server.client().await;
+    let mut masters = std::collections::HashSet::new();
+    for uid in 1..=12 {
+        let placed = client
+            .get_chat_server(GetChatServerReq { uid })
+            .await
+            .expect("GetChatServer as the ACL user")
+            .into_inner();
+        let master = RedisNode::new(cluster.master_of_key(&format!("utoken_{uid}")).await);
+        assert_eq!(master.stored_token(uid).await, Some(placed.token.clone()));
+        masters.insert(master.port);
+        let login = client
+            .login(LoginReq {
+                uid,
+                token: placed.token,
+            })
+            .await
+            .expect("Login as the ACL user")
+            .into_inner();
+        assert_eq!(login.error, 0);
+    }
+    assert_eq!(masters.len(), 3, "12 token keys hash to every master");
 }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use status_server::proto::status_service_client::StatusServiceClient;
 use status_server::proto::{GetChatServerReq, LoginReq};
 use testkit::{
-    ChatServerEntry, RedisCluster, RedisNode, RedisServer, TestCa, TestConfig, TestServer,
-    TlsRedisServer, run_to_exit, set_loads,
+    ChatServerEntry, RedisCluster, RedisNode, RedisServer, SentinelSet, TestCa, TestConfig,
+    TestServer, TlsRedisServer, run_to_exit, set_loads,
 };
 use tonic::Code;
 use tonic::transport::Channel;
@@ -233,4 +233,35 @@ async fn a_tls_cluster_serves_calls_on_every_master() {
         assert_eq!(login.error, 0);
     }
     assert_eq!(masters.len(), 3, "12 token keys hash to every master");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_sentinel_set_names_a_master_reached_over_tls() {
+    let set = SentinelSet::start_tls().await;
+    let master = set.master().await;
+    master
+        .query::<()>(redis::cmd("HSET").arg("logincount").arg("chat1").arg(0))
+        .await;
+    // The sentinels' TLS ports only; they name the master by its TLS port.
+    let server = TestServer::start(&TestConfig::located(
+        set.redis_location(),
+        vec![ChatServerEntry::new("chat1", 8090)],
+    ))
+    .await;
+    let mut client = server.client().await;
+    let placed = client
+        .get_chat_server(GetChatServerReq { uid: 61 })
+        .await
+        .expect("GetChatServer through the TLS master")
+        .into_inner();
+    assert_eq!(master.stored_token(61).await, Some(placed.token.clone()));
+    let login = client
+        .login(LoginReq {
+            uid: 61,
+            token: placed.token,
+        })
+        .await
+        .expect("Login through the TLS master")
+        .into_inner();
+    assert_eq!(login.error, 0);
 }
