@@ -20,7 +20,8 @@ use status_actors::redis_link::{LinkSettings, RedisLink};
 use status_actors::server_registry::{ServerRegistry, UpdateServers};
 use status_actors::token_actor::{self, TokenActor, TokenSettings};
 
-use crate::config::Settings;
+use crate::config::{READ_DEADLINE, Settings};
+use crate::redis_tls::read_files_off_thread;
 use crate::reload::{ReloadOutcome, needs_new_connection, plan_reload};
 use crate::server::StartError;
 
@@ -137,8 +138,9 @@ impl Actors {
         for key in &restart_needed {
             log::warn!("reload: {key} changed; restart to apply it, keeping the running value");
         }
-        let link = match loaded.redis.link() {
-            Ok(link) => link,
+        let tls = read_files_off_thread(loaded.redis.tls.clone(), READ_DEADLINE).await;
+        let link = match tls {
+            Ok(tls) => loaded.redis.link_with(tls),
             Err(err) => return not_applied(err.to_string()),
         };
         let conn = if needs_new_connection(&self.running_link(), &link) {

@@ -4,10 +4,12 @@
 //! Read and checked here, with rustls as the crate will use them, so that a bad file stops
 //! the start (or a reload) with one line naming the key and the file, rather than turning into
 //! a failed handshake at every connection. Read again on every reload: a file replaced in
-//! place gives a new connection, like the `[server.tls]` files.
+//! place gives a new connection, like the `[server.tls]` files. On a reload they are read off
+//! the async threads, within a deadline, as the config file is.
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::{ClientConfig, RootCertStore};
 use status_actors::redis_link::{ClientPem, TlsPem};
@@ -85,4 +87,42 @@ pub fn read_files(files: &RedisTlsFiles) -> Result<Option<TlsPem>, RedisTlsError
         }
     };
     Ok(Some(TlsPem { ca, client }))
+}
+
+/// [`read_files`] on a thread of its own, given up after `deadline`: a file that never
+/// answers (a FIFO, a hung network file system) must not hold a reload, nor the serve loop
+/// beside it.
+///
+/// # Errors
+/// As [`read_files`]; also a read that takes longer than `deadline`, named as the first file.
+pub async fn read_files_off_thread(
+    files: RedisTlsFiles,
+    deadline: Duration,
+) -> Result<Option<TlsPem>, RedisTlsError> {
+    let (key, first) = match (&files.ca, &files.client) {
+        (Some(ca), _) => ("tls_ca", ca.clone()),
+        (None, Some(client)) => ("tls_cert", client.cert.clone()),
+        (None, None) => return Ok(None),
+    };
+    let failed = |why: String| RedisTlsError {
+        key,
+        error: TlsError {
+            file: first.clone(),
+            why,
+        },
+    };
+    let (tx, read) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("redis TLS files reader".to_string())
+        // The reload may have been given up: nobody to tell.
+        .spawn(move || drop(tx.send(read_files(&files))))
+        .map_err(|err| failed(format!("cannot read: no thread to read it on: {err}")))?;
+    match tokio::time::timeout(deadline, read).await {
+        Ok(Ok(read)) => read,
+        Ok(Err(_)) => Err(failed("cannot read: the reading thread failed".to_string())),
+        Err(_) => Err(failed(format!(
+            "cannot read: timed out reading after {} s",
+            deadline.as_secs()
+        ))),
+    }
 }

@@ -124,11 +124,19 @@ fn server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
 }
 
 /// The raw bytes of `path`, with the error naming it.
+///
+/// Only a regular file, checked before opening it: opening a FIFO blocks until a writer comes,
+/// which would hold the start or a reload.
 pub(crate) fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|err| TlsError {
+    let failed = |why: String| TlsError {
         file: path.to_path_buf(),
-        why: format!("cannot read: {err}"),
-    })
+        why,
+    };
+    let metadata = std::fs::metadata(path).map_err(|err| failed(format!("cannot read: {err}")))?;
+    if !metadata.is_file() {
+        return Err(failed("cannot read: not a regular file".to_string()));
+    }
+    std::fs::read(path).map_err(|err| failed(format!("cannot read: {err}")))
 }
 
 /// Every certificate in the PEM file `path`; at least one.

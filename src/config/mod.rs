@@ -25,9 +25,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use file::READ_DEADLINE;
 use serde::Deserialize;
 use status_actors::ChatServer;
-pub use status_actors::redis_link::{LinkSettings, Password, Topology};
+pub use status_actors::redis_link::{LinkSettings, Password, TlsPem, Topology};
 
 use crate::redis_tls::RedisTlsError;
 use status_actors::strategy::StrategyKind;
@@ -182,12 +183,17 @@ impl RedisSettings {
     /// A `tls_*` file that is missing, unreadable or not PEM, or a key that does not go with
     /// its certificate.
     pub fn link(&self) -> Result<LinkSettings, RedisTlsError> {
-        Ok(LinkSettings {
+        Ok(self.link_with(crate::redis_tls::read_files(&self.tls)?))
+    }
+
+    /// What the Redis link needs, with `tls` read from the TLS files already.
+    pub fn link_with(&self, tls: Option<TlsPem>) -> LinkSettings {
+        LinkSettings {
             topology: self.topology.clone(),
             password: self.password.clone(),
             command_timeout: self.command_timeout,
-            tls: crate::redis_tls::read_files(&self.tls)?,
-        })
+            tls,
+        }
     }
 
     /// Where Redis is, for a log line: URLs with their passwords masked.

@@ -169,9 +169,17 @@ fn bad_tls_files_stop_the_start_with_one_line() {
     // Another certificate's key.
     std::fs::write(&key, ca.client("someone else").key_pem).expect("writing the key");
     let missing = dir.path().join("missing.crt");
+    // A FIFO: opening it would wait for a writer for ever.
+    let fifo = dir.path().join("fifo.crt");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success(), "mkfifo {fifo:?}");
     for (lines, key_name, file) in [
         (format!("tls_ca = {not_pem:?}"), "redis.tls_ca", &not_pem),
         (format!("tls_ca = {missing:?}"), "redis.tls_ca", &missing),
+        (format!("tls_ca = {fifo:?}"), "redis.tls_ca", &fifo),
         (
             format!("tls_cert = {not_pem:?}\ntls_key = {key:?}"),
             "redis.tls_cert",
