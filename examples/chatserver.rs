@@ -140,6 +140,8 @@ enum CountMsg {
 async fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args = Args::parse();
+    // rediss:// connections ask rustls for the process default.
+    status_server::tls::install_default_provider();
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
@@ -156,7 +158,7 @@ fn redis_link(args: &Args) -> Result<(RedisLink, String, String), String> {
             let settings = Settings::load(path).map_err(|e| e.to_string())?;
             let link = LinkSettings {
                 command_timeout: REDIS_TIMEOUT,
-                ..settings.redis.link()
+                ..settings.redis.link().map_err(|e| e.to_string())?
             };
             (link, settings.redis.login_count_key)
         }
@@ -169,6 +171,7 @@ fn redis_link(args: &Args) -> Result<(RedisLink, String, String), String> {
                 topology: Topology::Standalone { url },
                 password: None,
                 command_timeout: REDIS_TIMEOUT,
+                tls: None,
             };
             (link, args.login_count_key.clone())
         }

@@ -6,25 +6,33 @@
 //! They stop in the reverse order: nothing feeds the registry once the
 //! poller is gone, and nothing asks for tokens once the registry is. A
 //! reload re-reads the config file and hands each actor its part; the
-//! listening addresses need a restart (see [`crate::reload`]).
+//! listening addresses need a restart (see [`crate::reload`]). The Redis TLS files are read
+//! again on each reload; what they hold is part of the link's settings, so a file replaced in
+//! place opens a new connection too.
 
 use std::path::Path;
+use std::sync::Mutex;
 
 use actix::{Actor, Addr};
 use status_actors::Shutdown;
 use status_actors::load_poller::{self, LoadPoller, PollSettings, Refresh};
-use status_actors::redis_link::RedisLink;
+use status_actors::redis_link::{LinkSettings, RedisLink};
 use status_actors::server_registry::{ServerRegistry, UpdateServers};
 use status_actors::token_actor::{self, TokenActor, TokenSettings};
 
-use crate::config::Settings;
+use crate::config::{READ_DEADLINE, Settings};
+use crate::redis_tls::read_files_off_thread;
 use crate::reload::{ReloadOutcome, needs_new_connection, plan_reload};
+use crate::server::StartError;
 
 /// Addresses of the running actors.
 pub struct Actors {
     pub poller: Addr<LoadPoller>,
     pub registry: Addr<ServerRegistry>,
     pub tokens: Addr<TokenActor>,
+    /// What the running Redis link was opened with (the TLS files' contents included), to
+    /// tell whether a reload needs a new one. Only reloads touch it, one at a time.
+    link: Mutex<LinkSettings>,
 }
 
 fn token_settings(settings: &Settings) -> TokenSettings {
@@ -46,15 +54,18 @@ fn poll_settings(settings: &Settings) -> PollSettings {
     }
 }
 
-fn connect_redis(settings: &Settings) -> Result<RedisLink, redis::RedisError> {
-    RedisLink::open(&settings.redis.link())
+/// Reads the Redis TLS files of `settings` and opens a link with them.
+fn connect_redis(settings: &Settings) -> Result<(RedisLink, LinkSettings), StartError> {
+    let link = settings.redis.link().map_err(StartError::RedisTls)?;
+    let conn = RedisLink::open(&link).map_err(StartError::Redis)?;
+    Ok((conn, link))
 }
 
 impl Actors {
     /// Starts the actors; must run inside the actix System (actors start on
     /// its thread). The Redis connection opens lazily, so Redis may be down.
-    pub fn start(settings: &Settings) -> Result<Actors, redis::RedisError> {
-        let conn = connect_redis(settings)?;
+    pub fn start(settings: &Settings) -> Result<Actors, StartError> {
+        let (conn, link) = connect_redis(settings)?;
         let tokens = TokenActor::new(conn.clone(), token_settings(settings)).start();
         let probing = settings.balancer.probe_interval.is_some();
         let registry = ServerRegistry::new(
@@ -69,6 +80,7 @@ impl Actors {
             poller,
             registry,
             tokens,
+            link: Mutex::new(link),
         })
     }
 
@@ -127,9 +139,17 @@ impl Actors {
         for key in &restart_needed {
             log::warn!("reload: {key} changed; restart to apply it, keeping the running value");
         }
-        let conn = if needs_new_connection(running, &loaded) {
-            match connect_redis(&loaded) {
-                Ok(conn) => Some(conn),
+        let tls = read_files_off_thread(loaded.redis.tls.clone(), READ_DEADLINE).await;
+        let link = match tls {
+            Ok(tls) => loaded.redis.link_with(tls),
+            Err(err) => return not_applied(err.to_string(), err.to_string()),
+        };
+        let conn = if needs_new_connection(&self.running_link(), &link) {
+            match RedisLink::open(&link) {
+                Ok(conn) => {
+                    *self.link.lock().unwrap_or_else(|e| e.into_inner()) = link;
+                    Some(conn)
+                }
                 Err(err) => {
                     return not_applied(
                         format!("redis: {err}"),
@@ -150,6 +170,11 @@ impl Actors {
             message,
             restart_needed,
         }
+    }
+
+    fn running_link(&self) -> LinkSettings {
+        // Poisoned only if a reload panicked while swapping it; the value is whole either way.
+        self.link.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Stops the actors in dependency order, each once its mailbox is done.

@@ -5,8 +5,9 @@
 //! Inside: `actors` starts, reloads and stops the actors, `grpc` is the gRPC
 //! front end (one service per file), `http_api` the HTTP/JSON one (docs/contract.md §9),
 //! both carrying the same `calls`; `http_endpoints` serves `/metrics` and `/healthz`; `tls`
-//! loads `[server.tls]`; `fd_budget` fits the connection caps to the open-file limit. The
-//! actors and balancing rules live in the `status-actors` crate (`actors/`). `contract` holds the facts clients share (error codes, health names, exit
+//! loads `[server.tls]`, `redis_tls` the `[redis]` TLS files; `fd_budget` fits the connection
+//! caps to the open-file limit. The actors and balancing rules live in the `status-actors`
+//! crate (`actors/`). `contract` holds the facts clients share (error codes, health names, exit
 //! codes). The specification is `docs/contract.md`.
 
 mod accept_errors;
@@ -23,6 +24,7 @@ mod http_api;
 mod http_endpoints;
 mod metrics;
 pub mod redact;
+pub mod redis_tls;
 pub mod reload;
 pub mod runtime;
 pub mod server;

@@ -36,7 +36,10 @@ Config keys (default):
               sentinels, master_name (sentinel), nodes (cluster),
               min_replicas_ack (0 = no WAIT), token_ttl_secs (86400; 0 = never expire),
               command_timeout_ms (1000), token_prefix (\"utoken_\"),
-              login_count_key (\"logincount\")
+              login_count_key (\"logincount\"),
+              tls_ca, tls_cert + tls_key (\"\"; PEM, relative to the config file; only with
+              rediss:// URLs: CA instead of the system roots, client certificate; re-read
+              on SIGHUP)
   [balancer]  strategy (\"least_loaded\" | \"weighted\" | \"p2c\"), poll_interval_ms (1000),
               probe_interval_ms (2000; 0 = probing off)
   [[chat_servers]]  name, host, port (required; at least one), weight (1),
@@ -57,7 +60,7 @@ use signals::Signals;
 /// set RUST_LOG (e.g. RUST_LOG=debug) for more. STATUS_REDIS_URL, when set
 /// and non-empty, replaces redis.url (in an INI file: [Redis] Host, Port and
 /// Passwd); STATUS_REDIS_PASSWORD, when set and non-empty, is the password of
-/// every Redis data-node connection.
+/// every Redis data-node connection (with the user a URL names, if any).
 #[derive(Parser)]
 #[command(version, after_help = CONFIG_KEYS)]
 struct Cli {

@@ -7,7 +7,7 @@
 //! the listening addresses (the Admin port's too) and the reply compression, needs a restart: those keys keep their running
 //! values and the log says so. A file that does not validate changes nothing.
 
-use crate::config::Settings;
+use crate::config::{LinkSettings, Settings};
 
 /// What a reload did, for the log and the Admin API.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,9 +109,10 @@ fn keep_running<T: PartialEq + Clone>(
     }
 }
 
-/// Whether the Redis connection must be replaced to apply `loaded`.
-pub fn needs_new_connection(running: &Settings, loaded: &Settings) -> bool {
-    running.redis.link() != loaded.redis.link()
+/// Whether the Redis connection must be replaced to apply `loaded`: any change of where Redis
+/// is, the password, the timeout, or the TLS files (their paths or what they hold).
+pub fn needs_new_connection(running: &LinkSettings, loaded: &LinkSettings) -> bool {
+    running != loaded
 }
 
 #[cfg(test)]
@@ -123,6 +124,12 @@ mod tests {
     fn settings(extra: &str) -> Settings {
         let text = format!("{extra}\n[[chat_servers]]\nname = \"a\"\nhost = \"h\"\nport = 1\n");
         Settings::parse(&text, Path::new("t.toml"), None).expect("test config is valid")
+    }
+
+    /// [`needs_new_connection`] for the links of two configs without TLS files.
+    fn needs_new(running: &Settings, loaded: &Settings) -> bool {
+        let link = |s: &Settings| s.redis.link().expect("no TLS files to read");
+        needs_new_connection(&link(running), &link(loaded))
     }
 
     #[test]
@@ -189,17 +196,17 @@ mod tests {
         let (applied, restart) = plan_reload(&running, loaded.clone());
         assert_eq!(applied, loaded);
         assert!(restart.is_empty());
-        assert!(!needs_new_connection(&running, &applied));
+        assert!(!needs_new(&running, &applied));
     }
 
     #[test]
     fn url_or_timeout_change_needs_a_new_connection() {
         let running = settings("");
-        assert!(needs_new_connection(
+        assert!(needs_new(
             &running,
             &settings("[redis]\nurl = \"redis://other:6379\"")
         ));
-        assert!(needs_new_connection(
+        assert!(needs_new(
             &running,
             &settings("[redis]\ncommand_timeout_ms = 5")
         ));
@@ -212,6 +219,6 @@ mod tests {
         let (applied, restart) = plan_reload(&running, loaded);
         assert_eq!(applied.balancer.strategy.name(), "p2c");
         assert!(restart.is_empty());
-        assert!(!needs_new_connection(&running, &applied));
+        assert!(!needs_new(&running, &applied));
     }
 }

@@ -62,6 +62,8 @@ pub enum Exit {
 #[derive(Debug)]
 pub enum StartError {
     Redis(redis::RedisError),
+    /// A `[redis]` TLS file that does not load.
+    RedisTls(crate::redis_tls::RedisTlsError),
     Bind(SocketAddr, std::io::Error),
     Metrics(prometheus::Error),
     Reflection(tonic_reflection::server::Error),
@@ -73,6 +75,7 @@ impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StartError::Redis(err) => write!(f, "cannot set up the Redis client: {err}"),
+            StartError::RedisTls(err) => err.fmt(f),
             StartError::Bind(addr, err) => write!(f, "cannot listen on {addr}: {err}"),
             StartError::Metrics(err) => write!(f, "cannot set up metrics: {err}"),
             StartError::Reflection(err) => write!(f, "cannot set up gRPC reflection: {err}"),
@@ -152,7 +155,7 @@ impl Server {
             wanted_caps(&settings),
             fd_budget::RESERVED_FDS + settings.chat_servers.len() as u64,
         );
-        let actors = Actors::start(&settings).map_err(StartError::Redis)?;
+        let actors = Actors::start(&settings)?;
         let started = Instant::now();
         actors.refresh().await;
         log::debug!("first poll and probes took {:?}", started.elapsed());

@@ -124,17 +124,32 @@ fn server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
 }
 
 /// The raw bytes of `path`, with the error naming it.
-fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|err| TlsError {
+///
+/// Only a regular file, checked before opening it: opening a FIFO blocks until a writer comes,
+/// which would hold the start or a reload.
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    let failed = |why: String| TlsError {
         file: path.to_path_buf(),
-        why: format!("cannot read: {err}"),
-    })
+        why,
+    };
+    let metadata = std::fs::metadata(path).map_err(|err| failed(format!("cannot read: {err}")))?;
+    if !metadata.is_file() {
+        return Err(failed("cannot read: not a regular file".to_string()));
+    }
+    std::fs::read(path).map_err(|err| failed(format!("cannot read: {err}")))
 }
 
 /// Every certificate in the PEM file `path`; at least one.
 fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bytes = read(path)?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
+    certificates_in(path, &read(path)?)
+}
+
+/// Every certificate in `bytes`, the contents of the PEM file `path`; at least one.
+pub(crate) fn certificates_in(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|err| TlsError {
             file: path.to_path_buf(),
@@ -151,8 +166,15 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 
 /// The first private key in the PEM file `path`.
 fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let bytes = read(path)?;
-    PrivateKeyDer::from_pem_slice(&bytes).map_err(|err| TlsError {
+    private_key_in(path, &read(path)?)
+}
+
+/// The first private key in `bytes`, the contents of the PEM file `path`.
+pub(crate) fn private_key_in(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_slice(bytes).map_err(|err| TlsError {
         file: path.to_path_buf(),
         why: format!("no PEM private key in it: {err}"),
     })

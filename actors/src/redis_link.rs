@@ -11,6 +11,11 @@
 //!   MOVED/ASK and topology changes by itself. A pipeline there must stay in
 //!   one hash slot, so callers ask [`RedisLink::one_key_per_pipeline`].
 //!
+//! `rediss://` URLs speak TLS (rustls, through the redis crate) in every mode; [`TlsPem`]
+//! replaces the system roots with a CA of its own and adds a client certificate
+//! (docs/contract.md §6). In sentinel mode the master is reached over TLS exactly when the
+//! sentinels are.
+//!
 //! Each call runs under `command_timeout`, which also bounds waiting for a
 //! (re)connect or a master resolution, so a down or hung Redis turns into a
 //! prompt, clear error instead of a stall. Nothing connects eagerly: the
@@ -22,7 +27,10 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{FromRedisValue, IntoConnectionInfo, Pipeline, RedisResult, Value};
+use redis::{
+    ClientTlsConfig, FromRedisValue, IntoConnectionInfo, Pipeline, RedisResult, TlsCertificates,
+    Value,
+};
 
 use crate::sentinel_link::SentinelLink;
 
@@ -87,6 +95,47 @@ pub struct LinkSettings {
     pub password: Option<Password>,
     /// Deadline of every call; also the connect and response timeout.
     pub command_timeout: Duration,
+    /// Certificates of our own for `rediss://`; `None`: the system roots, no client
+    /// certificate. Only with `rediss://` URLs.
+    pub tls: Option<TlsPem>,
+}
+
+/// PEM contents for `rediss://` connections, as read from their files: a CA bundle trusted
+/// instead of the system roots, and a client certificate for servers that ask for one
+/// (`tls-auth-clients yes`). The contents never show in Debug output.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct TlsPem {
+    pub ca: Option<Vec<u8>>,
+    pub client: Option<ClientPem>,
+}
+
+/// A client certificate chain and its private key, in PEM.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientPem {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+}
+
+impl fmt::Debug for TlsPem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsPem")
+            .field("ca", &self.ca.as_ref().map(|_| "<pem>"))
+            .field("client", &self.client.as_ref().map(|_| "<pem>"))
+            .finish()
+    }
+}
+
+impl TlsPem {
+    /// The redis crate's form of the same.
+    pub(crate) fn certificates(&self) -> TlsCertificates {
+        TlsCertificates {
+            client_tls: self.client.as_ref().map(|client| ClientTlsConfig {
+                client_cert: client.cert.clone(),
+                client_key: client.key.clone(),
+            }),
+            root_cert: self.ca.clone(),
+        }
+    }
 }
 
 /// The shared connection; cheap to clone, one per user.
@@ -111,9 +160,9 @@ enum Inner {
     Cluster(ClusterConnection),
 }
 
-/// A `ConnectionManager` that connects lazily, under the command timeout.
+/// A `ConnectionManager` of `client` that connects lazily, under the command timeout.
 pub(crate) fn lazy_manager(
-    info: redis::ConnectionInfo,
+    client: redis::Client,
     command_timeout: Duration,
 ) -> RedisResult<ConnectionManager> {
     let config = ConnectionManagerConfig::new()
@@ -123,7 +172,19 @@ pub(crate) fn lazy_manager(
         // poll) starts a fresh attempt, so recovery follows Redis within one
         // poll interval and no request waits on a stale backoff.
         .set_number_of_retries(0);
-    ConnectionManager::new_lazy_with_config(redis::Client::open(info)?, config)
+    ConnectionManager::new_lazy_with_config(client, config)
+}
+
+/// A client of `info`, with our certificates when `tls` has them (`info` is then a
+/// `rediss://` one).
+pub(crate) fn client_of(
+    info: redis::ConnectionInfo,
+    tls: Option<&TlsPem>,
+) -> RedisResult<redis::Client> {
+    match tls {
+        Some(tls) => redis::Client::build_with_tls(info, tls.certificates()),
+        None => redis::Client::open(info),
+    }
 }
 
 /// `url`'s connection info, with `password` when given.
@@ -148,10 +209,12 @@ impl RedisLink {
     pub fn open(settings: &LinkSettings) -> RedisResult<RedisLink> {
         let timeout = settings.command_timeout;
         let password = settings.password.as_ref();
+        let tls = settings.tls.as_ref();
         let inner = match &settings.topology {
-            Topology::Standalone { url } => {
-                Inner::Direct(lazy_manager(connection_info(url, password)?, timeout)?)
-            }
+            Topology::Standalone { url } => Inner::Direct(lazy_manager(
+                client_of(connection_info(url, password)?, tls)?,
+                timeout,
+            )?),
             Topology::Sentinel {
                 sentinels,
                 master_name,
@@ -159,6 +222,7 @@ impl RedisLink {
                 sentinels,
                 master_name,
                 password,
+                tls,
                 timeout,
             )?),
             Topology::Cluster { nodes } => {
@@ -177,6 +241,10 @@ impl RedisLink {
                 .max_retry_wait(200);
                 if let Some(Password(password)) = password {
                     builder = builder.password(password);
+                }
+                // The TLS mode comes from the nodes' scheme (`rediss://`: verified TLS).
+                if let Some(tls) = tls {
+                    builder = builder.certs(tls.certificates());
                 }
                 let client = builder.build()?;
                 let config = redis::cluster::ClusterConfig::new()

@@ -18,6 +18,11 @@
 //! a failover that no failing call noticed yet (a manual `SENTINEL
 //! FAILOVER`, an idle moment) still moves every caller to the new master.
 //!
+//! Over TLS (`rediss://` sentinels) the master is reached over TLS too, with the same
+//! certificates. Only the crate's builder takes certificates for the master, and it gives
+//! every sentinel one user and password: with certificates of our own, those of the first
+//! URL (the config requires them to agree); without, each URL keeps its own.
+//!
 //! The first resolution starts at once; until it succeeds, calls wait for it
 //! under their deadline and then fail (UNAVAILABLE), so the process starts
 //! with every sentinel down.
@@ -26,12 +31,17 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
-use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
-use redis::{ErrorKind, RedisConnectionInfo, RedisError, RedisResult};
+use redis::sentinel::{
+    SentinelClient, SentinelClientBuilder, SentinelNodeConnectionInfo, SentinelServerType,
+};
+use redis::{
+    ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisConnectionInfo, RedisError,
+    RedisResult, TlsMode,
+};
 use tokio::sync::{mpsc, watch};
 
 use crate::outage::OutageTracker;
-use crate::redis_link::{Password, lazy_manager};
+use crate::redis_link::{Password, TlsPem, client_of, lazy_manager};
 
 /// Least time between two resolutions.
 pub const RESOLVE_GAP: Duration = Duration::from_millis(100);
@@ -50,19 +60,18 @@ impl SentinelLink {
         sentinels: &[String],
         master_name: &str,
         password: Option<&Password>,
+        tls: Option<&TlsPem>,
         timeout: Duration,
     ) -> RedisResult<SentinelLink> {
-        let mut node = SentinelNodeConnectionInfo::default();
-        if let Some(Password(password)) = password {
-            node = node
-                .set_redis_connection_info(RedisConnectionInfo::default().set_password(password));
-        }
-        let client = SentinelClient::build(
-            sentinels.iter().map(String::as_str).collect(),
-            master_name.to_owned(),
-            Some(node),
-            SentinelServerType::Master,
-        )?;
+        // Each with our certificates, when there are any.
+        let sentinels = sentinels
+            .iter()
+            .map(|url| {
+                let client = client_of(url.as_str().into_connection_info()?, tls)?;
+                Ok(client.get_connection_info().clone())
+            })
+            .collect::<RedisResult<Vec<ConnectionInfo>>>()?;
+        let client = sentinel_client(&sentinels, master_name, password, tls)?;
         let (publish, master) = watch::channel(None);
         let (resolve, requests) = mpsc::channel(1);
         let resolver = Resolver {
@@ -75,7 +84,7 @@ impl SentinelLink {
         };
         tokio::spawn(resolver.run(requests));
         tokio::spawn(watch_switch_master(
-            sentinels.to_vec(),
+            sentinels,
             master_name.to_owned(),
             timeout,
             resolve.downgrade(),
@@ -103,6 +112,59 @@ impl SentinelLink {
     pub(crate) fn resolve_again(&self) {
         let _ = self.resolve.try_send(());
     }
+}
+
+/// The crate's client for the master named `master_name`: the master with `password` and,
+/// when the sentinels speak TLS, over TLS with the certificates of `tls`.
+fn sentinel_client(
+    sentinels: &[ConnectionInfo],
+    master_name: &str,
+    password: Option<&Password>,
+    tls: Option<&TlsPem>,
+) -> RedisResult<SentinelClient> {
+    // Certificates are always checked (the config refuses `#insecure`).
+    let master_tls = match sentinels.first().map(ConnectionInfo::addr) {
+        Some(ConnectionAddr::TcpTls { .. }) => Some(TlsMode::Secure),
+        _ => None,
+    };
+    let Some(tls) = tls else {
+        let mut master = SentinelNodeConnectionInfo::default();
+        if let Some(mode) = master_tls {
+            master = master.set_tls_mode(mode);
+        }
+        if let Some(Password(password)) = password {
+            master = master
+                .set_redis_connection_info(RedisConnectionInfo::default().set_password(password));
+        }
+        return SentinelClient::build(
+            sentinels.to_vec(),
+            master_name,
+            Some(master),
+            SentinelServerType::Master,
+        );
+    };
+    let mut builder = SentinelClientBuilder::new(
+        sentinels.iter().map(|info| info.addr().clone()),
+        master_name,
+        SentinelServerType::Master,
+    )?
+    .set_client_to_redis_certificates(tls.certificates());
+    if let Some(first) = sentinels.first() {
+        let auth = first.redis_settings();
+        if let Some(user) = auth.username() {
+            builder = builder.set_client_to_sentinel_username(user);
+        }
+        if let Some(password) = auth.password() {
+            builder = builder.set_client_to_sentinel_password(password);
+        }
+    }
+    if let Some(mode) = master_tls {
+        builder = builder.set_client_to_redis_tls_mode(mode);
+    }
+    if let Some(Password(password)) = password {
+        builder = builder.set_client_to_redis_password(password);
+    }
+    builder.build()
 }
 
 /// The resolver task's state.
@@ -140,12 +202,11 @@ impl Resolver {
         if self.outage.record_success() {
             log::info!("sentinel: the sentinels answer again for master {name:?}");
         }
-        let info = found.get_connection_info().clone();
-        let addr = info.addr().to_string();
+        let addr = found.get_connection_info().addr().to_string();
         if self.known.as_deref() == Some(addr.as_str()) {
             return;
         }
-        match lazy_manager(info, self.timeout) {
+        match lazy_manager(found, self.timeout) {
             Ok(conn) => {
                 log::info!("sentinel: master {name:?} is at {addr}");
                 self.known = Some(addr);
@@ -179,12 +240,12 @@ const SUBSCRIPTION_PING: Duration = Duration::from_secs(2);
 /// a resolution at each announcement for `master_name` (payload: `<name>
 /// <old-ip> <old-port> <new-ip> <new-port>`). Ends once every link is gone.
 async fn watch_switch_master(
-    sentinels: Vec<String>,
+    sentinels: Vec<ConnectionInfo>,
     master_name: String,
     timeout: Duration,
     resolve: mpsc::WeakSender<()>,
 ) {
-    for url in sentinels.iter().cycle() {
+    for sentinel in sentinels.iter().cycle() {
         let ask = || match resolve.upgrade() {
             Some(resolve) => {
                 let _ = resolve.try_send(());
@@ -193,7 +254,7 @@ async fn watch_switch_master(
             None => false,
         };
         let subscribed = tokio::time::timeout(timeout, async {
-            let mut pubsub = redis::Client::open(url.as_str())?
+            let mut pubsub = redis::Client::open(sentinel.clone())?
                 .get_async_pubsub()
                 .await?;
             pubsub.subscribe("+switch-master").await?;

@@ -25,9 +25,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use file::READ_DEADLINE;
 use serde::Deserialize;
 use status_actors::ChatServer;
-pub use status_actors::redis_link::{LinkSettings, Password, Topology};
+pub use status_actors::redis_link::{LinkSettings, Password, TlsPem, Topology};
+
+use crate::redis_tls::RedisTlsError;
 use status_actors::strategy::StrategyKind;
 
 pub use errors::{ConfigError, breaks_line};
@@ -137,6 +140,26 @@ pub struct RedisSettings {
     pub token_prefix: String,
     /// Hash of chat server loads; never blank.
     pub login_count_key: String,
+    /// `tls_ca`, `tls_cert`, `tls_key`; set only when a URL of the mode is `rediss://`.
+    pub tls: RedisTlsFiles,
+}
+
+/// `[redis]` `tls_ca`, `tls_cert` and `tls_key`: where the PEM files are, already resolved
+/// against the config file's folder. Only the paths: the files are read each time the Redis
+/// link is set up (at start and on each reload, [`RedisSettings::link`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedisTlsFiles {
+    /// CA bundle trusted instead of the system roots.
+    pub ca: Option<PathBuf>,
+    /// `tls_cert` and `tls_key`, always both: a client certificate for Redis.
+    pub client: Option<ClientFiles>,
+}
+
+/// A client certificate chain and its private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// `[balancer]`
@@ -159,12 +182,22 @@ impl RedisSettings {
         }
     }
 
-    /// What the Redis link needs.
-    pub fn link(&self) -> LinkSettings {
+    /// What the Redis link needs, the TLS files read now.
+    ///
+    /// # Errors
+    /// A `tls_*` file that is missing, unreadable or not PEM, or a key that does not go with
+    /// its certificate.
+    pub fn link(&self) -> Result<LinkSettings, RedisTlsError> {
+        Ok(self.link_with(crate::redis_tls::read_files(&self.tls)?))
+    }
+
+    /// What the Redis link needs, with `tls` read from the TLS files already.
+    pub fn link_with(&self, tls: Option<TlsPem>) -> LinkSettings {
         LinkSettings {
             topology: self.topology.clone(),
             password: self.password.clone(),
             command_timeout: self.command_timeout,
+            tls,
         }
     }
 
@@ -311,6 +344,7 @@ mod tests {
                 command_timeout: Duration::from_millis(1_000),
                 token_prefix: "utoken_".to_owned(),
                 login_count_key: "logincount".to_owned(),
+                tls: RedisTlsFiles::default(),
             },
             balancer: BalancerSettings {
                 poll_interval: Duration::from_millis(1_000),
@@ -442,6 +476,7 @@ draining = false
                     command_timeout: Duration::from_millis(250),
                     token_prefix: String::new(),
                     login_count_key: "loads".to_owned(),
+                    tls: RedisTlsFiles::default(),
                 },
                 balancer: BalancerSettings {
                     poll_interval: Duration::from_millis(300),

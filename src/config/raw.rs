@@ -66,6 +66,9 @@ pub(super) struct RawRedis {
     // Any string is a valid prefix (even ""), so there is nothing to point at.
     pub(super) token_prefix: Option<String>,
     pub(super) login_count_key: Option<Spanned<String>>,
+    pub(super) tls_ca: Option<Spanned<String>>,
+    pub(super) tls_cert: Option<Spanned<String>>,
+    pub(super) tls_key: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]

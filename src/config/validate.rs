@@ -15,8 +15,8 @@ use toml::Spanned;
 use super::errors::Source;
 use super::raw::{Int, RawChatServer, RawConfig, RawRedis, RawTls};
 use super::{
-    BalancerSettings, ConfigError, REDIS_URL_ENV, RedisSettings, ReplyCompression, ServerSettings,
-    Settings, TlsFiles, Topology,
+    BalancerSettings, ClientFiles, ConfigError, REDIS_URL_ENV, RedisSettings, RedisTlsFiles,
+    ReplyCompression, ServerSettings, Settings, TlsFiles, Topology,
 };
 use crate::redact::redact_url;
 
@@ -188,9 +188,17 @@ impl RawRedis {
                 redact_url(url)
             )));
         }
+        let tls_files_set = [&self.tls_ca, &self.tls_cert, &self.tls_key]
+            .iter()
+            .any(|raw| {
+                raw.as_ref()
+                    .is_some_and(|raw| !raw.get_ref().trim().is_empty())
+            });
         let topology = match mode {
             "sentinel" => Topology::Sentinel {
-                sentinels: url_list(src, "redis.sentinels", self.sentinels, mode)?,
+                // With certificates of our own the crate gives every sentinel one user and
+                // password.
+                sentinels: url_list(src, "redis.sentinels", self.sentinels, mode, tls_files_set)?,
                 master_name: match self.master_name {
                     Some(name) if !name.get_ref().trim().is_empty() => name.into_inner(),
                     Some(name) => {
@@ -208,7 +216,7 @@ impl RawRedis {
                 },
             },
             "cluster" => Topology::Cluster {
-                nodes: url_list(src, "redis.nodes", self.nodes, mode)?,
+                nodes: url_list(src, "redis.nodes", self.nodes, mode, false)?,
             },
             _ => Topology::Standalone {
                 url: standalone_url(src, self.url, url_override)?,
@@ -254,6 +262,8 @@ impl RawRedis {
             Some(key) => key.into_inner(),
         };
 
+        let tls = redis_tls_files(src, &topology, self.tls_ca, self.tls_cert, self.tls_key)?;
+
         Ok(RedisSettings {
             topology,
             password: None,
@@ -264,8 +274,74 @@ impl RawRedis {
                 .token_prefix
                 .unwrap_or_else(|| DEFAULT_TOKEN_PREFIX.to_owned()),
             login_count_key,
+            tls,
         })
     }
+}
+
+/// `redis.tls_ca`, `tls_cert` and `tls_key`: `""` is unset; a certificate needs its key and
+/// the other way round; any of them only where a URL of the mode is `rediss://` (with the
+/// others, they would do nothing). Paths are taken from the config file's folder.
+fn redis_tls_files(
+    src: &Source,
+    topology: &Topology,
+    ca: Option<Spanned<String>>,
+    cert: Option<Spanned<String>>,
+    key: Option<Spanned<String>>,
+) -> Result<RedisTlsFiles, ConfigError> {
+    let set = |raw: Option<Spanned<String>>| raw.filter(|raw| !raw.get_ref().trim().is_empty());
+    let (ca, cert, key) = (set(ca), set(cert), set(key));
+    let given = [("tls_ca", &ca), ("tls_cert", &cert), ("tls_key", &key)];
+    if let Some((name, Some(raw))) = given.iter().find(|(_, raw)| raw.is_some()) {
+        let urls: Vec<&String> = match topology {
+            Topology::Standalone { url } => vec![url],
+            Topology::Sentinel { sentinels, .. } => sentinels.iter().collect(),
+            Topology::Cluster { nodes } => nodes.iter().collect(),
+        };
+        if !urls.iter().any(|url| is_tls_url(url)) {
+            return Err(src.at(
+                raw.span(),
+                format!(
+                    "redis.{name} = {:?}: only for rediss:// URLs, and no URL of mode \"{}\" \
+                     is one",
+                    raw.get_ref(),
+                    topology.mode()
+                ),
+            ));
+        }
+    }
+    let folder = src.path.parent().unwrap_or(std::path::Path::new(""));
+    let alone = |raw: Spanned<String>, this: &str, other: &str| {
+        src.at(
+            raw.span(),
+            format!(
+                "redis.{this} = {:?}: needs redis.{other} too (a client certificate and its \
+                 key go together)",
+                raw.get_ref()
+            ),
+        )
+    };
+    let client = match (cert, key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some(ClientFiles {
+            cert: folder.join(cert.get_ref()),
+            key: folder.join(key.get_ref()),
+        }),
+        (Some(cert), None) => return Err(alone(cert, "tls_cert", "tls_key")),
+        (None, Some(key)) => return Err(alone(key, "tls_key", "tls_cert")),
+    };
+    Ok(RedisTlsFiles {
+        ca: ca.map(|ca| folder.join(ca.get_ref())),
+        client,
+    })
+}
+
+/// Whether `url` asks for TLS (`rediss://`); it has passed [`check_redis_url`].
+fn is_tls_url(url: &str) -> bool {
+    matches!(
+        redis::IntoConnectionInfo::into_connection_info(url).map(|info| info.addr().clone()),
+        Ok(redis::ConnectionAddr::TcpTls { .. })
+    )
 }
 
 /// `redis.url`, or `STATUS_REDIS_URL` when set, or the default.
@@ -298,12 +374,15 @@ fn standalone_url(
     }
 }
 
-/// `redis.sentinels` or `redis.nodes`: at least one URL, each one usable.
+/// `redis.sentinels` or `redis.nodes`: at least one URL, each one usable, all of them
+/// `redis://` or all `rediss://`; with `same_auth`, all with the first one's user and
+/// password (sentinels with `tls_*` set).
 fn url_list(
     src: &Source,
     key: &str,
     raw: Option<Spanned<Vec<Spanned<String>>>>,
     mode: &str,
+    same_auth: bool,
 ) -> Result<Vec<String>, ConfigError> {
     let Some(raw) = raw else {
         return Err(src.no_line(format!(
@@ -316,19 +395,44 @@ fn url_list(
             format!("{key} = []: needs at least one redis:// URL"),
         ));
     }
-    raw.into_inner()
-        .into_iter()
-        .enumerate()
-        .map(|(i, url)| {
-            check_redis_url(url.get_ref()).map_err(|why| {
-                src.at(
-                    url.span(),
-                    format!("{key}[{i}] = {:?}: {why}", redact_url(url.get_ref())),
-                )
-            })?;
-            Ok(url.into_inner())
+    let urls = raw.into_inner();
+    for (i, url) in urls.iter().enumerate() {
+        check_redis_url(url.get_ref()).map_err(|why| {
+            src.at(
+                url.span(),
+                format!("{key}[{i}] = {:?}: {why}", redact_url(url.get_ref())),
+            )
+        })?;
+    }
+    let (first, rest) = urls.split_first().expect("checked above: at least one URL");
+    let auth = |url: &str| {
+        redis::IntoConnectionInfo::into_connection_info(url).map(|info| {
+            let redis = info.redis_settings();
+            (
+                redis.username().map(str::to_owned),
+                redis.password().map(str::to_owned),
+            )
         })
-        .collect()
+    };
+    for (i, url) in rest.iter().enumerate() {
+        let unlike = |what: &str| {
+            src.at(
+                url.span(),
+                format!(
+                    "{key}[{}] = {:?}: {what} differs from {key}[0]'s; every one must have the same",
+                    i + 1,
+                    redact_url(url.get_ref())
+                ),
+            )
+        };
+        if is_tls_url(url.get_ref()) != is_tls_url(first.get_ref()) {
+            return Err(unlike("its scheme (redis:// or rediss://)"));
+        }
+        if same_auth && auth(url.get_ref()).ok() != auth(first.get_ref()).ok() {
+            return Err(unlike("with tls_* set, its user or password"));
+        }
+    }
+    Ok(urls.into_iter().map(Spanned::into_inner).collect())
 }
 
 /// `balancer.strategy`: the name of one of the strategies, exactly.
@@ -671,12 +775,19 @@ fn chat_servers(
     Ok(servers)
 }
 
-/// Whatever `redis::Client::open` objects to, now rather than at the first connection.
-/// `open` only parses the URL; it does no I/O.
+/// Whatever `redis::Client::open` objects to, now rather than at the first connection
+/// (`open` only parses the URL; it does no I/O), and `rediss://..#insecure`: the build checks
+/// every certificate, so such a URL would fail every connection.
 fn check_redis_url(url: &str) -> Result<(), String> {
-    redis::Client::open(url)
-        .map(drop)
-        .map_err(|e| format!("not a usable Redis URL: {e}"))
+    let client = redis::Client::open(url).map_err(|e| format!("not a usable Redis URL: {e}"))?;
+    match client.get_connection_info().addr() {
+        redis::ConnectionAddr::TcpTls { insecure: true, .. } => Err(
+            "#insecure is not supported: certificates are always checked (redis.tls_ca names \
+             a CA of your own)"
+                .to_string(),
+        ),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

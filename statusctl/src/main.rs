@@ -319,6 +319,8 @@ fn main() -> ExitCode {
             "convert-config prints TOML; --json does not apply",
         ));
     }
+    // `bench --seed-redis rediss://..` asks rustls for the process default.
+    status_server::tls::install_default_provider();
     let runtime = match &cli.cmd {
         Cmd::Bench(args) => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(args.threads as usize)

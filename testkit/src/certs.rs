@@ -1,6 +1,8 @@
 //! Certificates made by the tests themselves (rcgen): a CA, server certificates for
-//! `localhost` / `127.0.0.1` signed by it, client certificates for mTLS, written as PEM files
-//! into a temporary folder, and the `[server.tls]` lines that name them.
+//! `localhost` / `127.0.0.1` signed by it, client certificates for mTLS, certificates for
+//! Redis nodes (which are servers and, to their replicas' masters and cluster peers, clients
+//! too), written as PEM files into a temporary folder, and the `[server.tls]` lines that name
+//! them.
 
 use std::path::{Path, PathBuf};
 
@@ -42,7 +44,20 @@ impl TestCa {
         self.leaf(
             vec!["localhost".to_string(), "127.0.0.1".to_string()],
             serial,
-            ExtendedKeyUsagePurpose::ServerAuth,
+            &[ExtendedKeyUsagePurpose::ServerAuth],
+        )
+    }
+
+    /// A Redis node's certificate for `localhost` and 127.0.0.1: a server's, and a client's for
+    /// the connections it opens itself (replication, the cluster bus, a sentinel's).
+    pub fn redis_node(&self) -> Leaf {
+        self.leaf(
+            vec!["localhost".to_string(), "127.0.0.1".to_string()],
+            1,
+            &[
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
         )
     }
 
@@ -51,14 +66,14 @@ impl TestCa {
         self.leaf(
             vec![name.to_string()],
             1,
-            ExtendedKeyUsagePurpose::ClientAuth,
+            &[ExtendedKeyUsagePurpose::ClientAuth],
         )
     }
 
-    fn leaf(&self, names: Vec<String>, serial: u64, usage: ExtendedKeyUsagePurpose) -> Leaf {
+    fn leaf(&self, names: Vec<String>, serial: u64, usages: &[ExtendedKeyUsagePurpose]) -> Leaf {
         let mut params = CertificateParams::new(names).expect("valid test names");
         params.serial_number = Some(SerialNumber::from(serial));
-        params.extended_key_usages = vec![usage];
+        params.extended_key_usages = usages.to_vec();
         let key = KeyPair::generate().expect("ring generates a key pair");
         let cert = params
             .signed_by(&key, &self.issuer)

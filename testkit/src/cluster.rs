@@ -3,6 +3,12 @@
 //! timeout of one second. A test can ask which master owns a key, count the
 //! commands each node ran, kill a master and time its replica's promotion.
 //! Everything runs on 127.0.0.1 in a tempdir and is killed on drop.
+//!
+//! [`start_tls`](RedisCluster::start_tls) gives every node a TLS port beside its
+//! plaintext one, and the nodes speak TLS among themselves (`tls-cluster`,
+//! `tls-replication`). Redis tells a client the ports of its own kind, so the harness
+//! keeps to plaintext while the server under test, on `rediss://`, is sent to the TLS
+//! ports only.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::RangeInclusive;
@@ -26,12 +32,17 @@ const NODE_TIMEOUT_MS: u64 = 1000;
 pub struct RedisCluster {
     dir: TempDir,
     nodes: Vec<ClusterNode>,
+    /// Whether the nodes have TLS ports too (the CA of their certificates is `ca.crt` in
+    /// `dir`).
+    tls: bool,
     /// Masters killed through [`kill_master`](Self::kill_master).
     kills: HashMap<u16, Kill>,
 }
 
 struct ClusterNode {
     node: RedisNode,
+    /// Its TLS port, when the cluster has them.
+    tls_port: Option<u16>,
     /// `None` while killed.
     process: Option<NodeProcess>,
 }
@@ -49,14 +60,28 @@ impl RedisCluster {
     /// assigned and each replica attached to its master, and every
     /// replica's link is up (so a master can be failed over at once).
     pub async fn start() -> RedisCluster {
+        Self::start_with(false).await
+    }
+
+    /// [`start`](Self::start), with a TLS port on every node too, certificates from a CA
+    /// of its own, and TLS between the nodes (cluster bus and replication).
+    pub async fn start_tls() -> RedisCluster {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(tls: bool) -> RedisCluster {
         let dir = tempfile::tempdir().expect("creating a tempdir for the cluster");
+        if tls {
+            crate::redis_tls::write_node_files(dir.path());
+        }
         let mut nodes = Vec::new();
         for _ in 0..NODES {
             // The cluster bus gets a free port of its own (the default, port
-            // + 10000, may be taken or past 65535).
-            let (process, ports) = NodeProcess::start_on_free_ports(dir.path(), 2, |ports| {
+            // + 10000, may be taken or past 65535); so does TLS.
+            let wanted = if tls { 3 } else { 2 };
+            let (process, ports) = NodeProcess::start_on_free_ports(dir.path(), wanted, |ports| {
                 let (port, bus_port) = (ports[0], ports[1]);
-                let cluster_args = [
+                let mut cluster_args = [
                     "--cluster-enabled",
                     "yes",
                     "--cluster-config-file",
@@ -66,12 +91,20 @@ impl RedisCluster {
                     "--cluster-port",
                     &bus_port.to_string(),
                 ]
-                .map(String::from);
+                .map(String::from)
+                .to_vec();
+                if let Some(&tls_port) = ports.get(2) {
+                    cluster_args.extend(crate::redis_tls::node_args(dir.path(), tls_port));
+                    cluster_args.extend(
+                        ["--tls-cluster", "yes", "--tls-replication", "yes"].map(String::from),
+                    );
+                }
                 data_node_args(dir.path(), port, &cluster_args)
             })
             .await;
             nodes.push(ClusterNode {
                 node: RedisNode::new(ports[0]),
+                tls_port: ports.get(2).copied(),
                 process: Some(process),
             });
         }
@@ -80,6 +113,7 @@ impl RedisCluster {
         let cluster = RedisCluster {
             dir,
             nodes,
+            tls,
             kills: HashMap::new(),
         };
         for node in cluster.live_nodes() {
@@ -89,16 +123,30 @@ impl RedisCluster {
         cluster
     }
 
-    /// Every node's address, `redis://127.0.0.1:P` (killed ones too), for
-    /// `redis.nodes`.
-    /// The `[redis]` lines of a status-server config for this cluster.
+    /// The `[redis]` lines of a status-server config for this cluster: its nodes'
+    /// `rediss://` TLS ports and `tls_ca` when it has them.
     pub fn redis_location(&self) -> String {
+        if !self.tls {
+            return format!(
+                "mode = \"cluster\"\nnodes = {}",
+                crate::config::toml_list(&self.node_urls())
+            );
+        }
+        let urls: Vec<String> = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.tls_port)
+            .map(|port| format!("rediss://127.0.0.1:{port}"))
+            .collect();
         format!(
-            "mode = \"cluster\"\nnodes = {}",
-            crate::config::toml_list(&self.node_urls())
+            "mode = \"cluster\"\nnodes = {}\ntls_ca = {:?}",
+            crate::config::toml_list(&urls),
+            self.dir.path().join("ca.crt")
         )
     }
 
+    /// Every node's plaintext address, `redis://127.0.0.1:P` (killed ones too), for
+    /// `redis.nodes`.
     pub fn node_urls(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.node.url()).collect()
     }

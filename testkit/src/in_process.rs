@@ -42,6 +42,8 @@ impl TestServer {
     /// free ports) and starts serving; calls made right away wait in the
     /// listen backlog until the first readings are in.
     pub async fn start_with_config_text(text: &str) -> TestServer {
+        // As the binary's main does: rediss:// links ask rustls for the process default.
+        status_server::tls::install_default_provider();
         let (config_dir, config_path) = write_config(text);
         let settings = Settings::load(&config_path).expect("the test config is valid");
         let listeners = Listeners::bind(&settings).expect("binding the test server's ports");

@@ -4,8 +4,8 @@
 //! ([`ServerProcess`], for what only a process shows: signals, exit codes,
 //! stderr), stand-in ChatServers, and load generators; for Redis past one
 //! node, a Sentinel set ([`SentinelSet`]) and a cluster ([`RedisCluster`])
-//! whose masters can be killed and their failovers timed; certificates for TLS
-//! ([`TlsDir`]).
+//! whose masters can be killed and their failovers timed; a TLS-only Redis
+//! ([`TlsRedisServer`]); certificates for TLS ([`TlsDir`]).
 //!
 //! Every process and server is stopped when its handle drops, so a failing
 //! test leaves nothing behind. Waits are on events (a log line, a port
@@ -20,6 +20,7 @@ mod load;
 mod process;
 mod redis_node;
 mod redis_server;
+mod redis_tls;
 mod sentinel;
 
 use std::future::Future;
@@ -35,6 +36,7 @@ pub use load::{LoadOutcome, LoadWorkers, placed_port};
 pub use process::{ServerProcess, run_binary_to_exit, run_to_exit, run_to_exit_as, server_binary};
 pub use redis_node::RedisNode;
 pub use redis_server::{RedisServer, parse_commandstats, set_loads};
+pub use redis_tls::TlsRedisServer;
 pub use sentinel::SentinelSet;
 
 use status_server::proto::status_service_client::StatusServiceClient;

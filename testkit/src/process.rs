@@ -60,17 +60,32 @@ impl ServerProcess {
     /// named `file_name`, whose extension decides how the server reads it
     /// (`.ini`: the C++ server's INI file).
     pub async fn start_with_config_file(file_name: &str, text: &str) -> ServerProcess {
-        Self::spawn(file_name, text, None).await
+        Self::spawn(file_name, text, &[], None).await
     }
 
     /// [`ServerProcess::start_with_config_text`] under an open-file limit (`RLIMIT_NOFILE`)
     /// of `soft`, and `hard`: set by the shell that then execs the binary, so the process
     /// keeps its pid.
     pub async fn start_with_open_files(text: &str, soft: u64, hard: u64) -> ServerProcess {
-        Self::spawn("status.toml", text, Some((soft, hard))).await
+        Self::spawn("status.toml", text, &[], Some((soft, hard))).await
     }
 
-    async fn spawn(file_name: &str, text: &str, open_files: Option<(u64, u64)>) -> ServerProcess {
+    /// [`ServerProcess::start_with_config_file`] with the environment variables `env` set
+    /// (`STATUS_REDIS_URL` and `STATUS_REDIS_PASSWORD` are unset unless named there).
+    pub async fn start_with_env(
+        file_name: &str,
+        text: &str,
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
+        Self::spawn(file_name, text, env, None).await
+    }
+
+    async fn spawn(
+        file_name: &str,
+        text: &str,
+        env: &[(&str, &str)],
+        open_files: Option<(u64, u64)>,
+    ) -> ServerProcess {
         let (dir, path) = write_config_as(file_name, text);
         let mut command = match open_files {
             None => Command::new(server_binary()),
@@ -91,6 +106,8 @@ impl ServerProcess {
             .arg(&path)
             .env("RUST_LOG", "debug")
             .env_remove("STATUS_REDIS_URL")
+            .env_remove("STATUS_REDIS_PASSWORD")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -253,6 +270,7 @@ pub fn run_binary_to_exit(args: &[&std::ffi::OsStr]) -> (ExitStatus, String) {
     let mut child = Command::new(server_binary())
         .args(args)
         .env_remove("STATUS_REDIS_URL")
+        .env_remove("STATUS_REDIS_PASSWORD")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

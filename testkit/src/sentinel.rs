@@ -4,6 +4,12 @@
 //! answering. A test kills the master, waits for the sentinels to announce
 //! the promoted replica (timed), and may bring the old node back as a
 //! replica. Everything runs on 127.0.0.1 in a tempdir and is killed on drop.
+//!
+//! [`start_tls`](SentinelSet::start_tls) gives every node a TLS port beside its plaintext
+//! one and makes replication and the sentinels' own links TLS (`tls-replication`): the
+//! sentinels then know the data nodes, and announce them, by their TLS ports. The harness
+//! keeps to the plaintext ports, translating; the server under test gets the sentinels'
+//! TLS ports and so learns only TLS ports.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -36,11 +42,15 @@ pub struct SentinelSet {
     /// The master and the replica, in start order (their roles swap on a
     /// failover).
     data_nodes: Vec<DataNode>,
-    sentinels: Vec<(RedisNode, NodeProcess)>,
+    /// Each with its TLS port, when the set has them.
+    sentinels: Vec<(RedisNode, Option<u16>, NodeProcess)>,
+    tls: bool,
 }
 
 struct DataNode {
     node: RedisNode,
+    /// The port the sentinels know it by: its TLS port when it has one.
+    announced: u16,
     /// `None` while killed.
     process: Option<NodeProcess>,
     killed_at: Option<Instant>,
@@ -52,13 +62,27 @@ impl SentinelSet {
     /// replica healthy and knows both other sentinels (they find each other
     /// through the hello messages they publish on the master).
     pub async fn start() -> SentinelSet {
+        Self::start_with(false).await
+    }
+
+    /// [`start`](Self::start), with TLS ports and TLS links between the nodes, from
+    /// certificates of a CA of its own (`ca.crt` in its folder).
+    pub async fn start_tls() -> SentinelSet {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(tls: bool) -> SentinelSet {
         let dir = tempfile::tempdir().expect("creating a tempdir for the sentinel set");
-        let (master, master_port) = start_data_node(&dir, &[]).await;
-        let (replica, replica_port) = start_data_node(&dir, &replica_of(master_port)).await;
+        if tls {
+            crate::redis_tls::write_node_files(dir.path());
+        }
+        let master = start_data_node(&dir, tls, None).await;
+        let replica = start_data_node(&dir, tls, Some(master.announced)).await;
         let mut sentinels = Vec::new();
         for _ in 0..SENTINELS {
-            let (process, ports) = NodeProcess::start_on_free_ports(dir.path(), 1, |ports| {
-                write_sentinel_config(&dir, ports[0], master_port)
+            let wanted = if tls { 2 } else { 1 };
+            let (process, ports) = NodeProcess::start_on_free_ports(dir.path(), wanted, |ports| {
+                write_sentinel_config(&dir, ports[0], ports.get(1).copied(), master.announced)
             })
             .await;
             let sentinel = RedisNode::new(ports[0]);
@@ -68,55 +92,85 @@ impl SentinelSet {
                 debug.arg(param).arg(ms);
             }
             sentinel.query::<()>(&debug).await;
-            sentinels.push((sentinel, process));
+            sentinels.push((sentinel, ports.get(1).copied(), process));
         }
+        let (master_port, replica_port) = (master.node.port, replica.node.port);
         let set = SentinelSet {
             dir,
-            data_nodes: [(master_port, master), (replica_port, replica)]
-                .into_iter()
-                .map(|(port, process)| DataNode {
-                    node: RedisNode::new(port),
-                    process: Some(process),
-                    killed_at: None,
-                })
-                .collect(),
+            data_nodes: vec![master, replica],
             sentinels,
+            tls,
         };
         set.wait_until_healthy(master_port, replica_port).await;
         set
     }
 
-    /// The sentinels' addresses, `redis://127.0.0.1:P`, for `redis.sentinels`.
+    /// The sentinels' plaintext addresses, `redis://127.0.0.1:P`, for `redis.sentinels`.
     pub fn sentinel_urls(&self) -> Vec<String> {
-        self.sentinels.iter().map(|(node, _)| node.url()).collect()
+        self.sentinels
+            .iter()
+            .map(|(node, _, _)| node.url())
+            .collect()
     }
 
-    /// The name the sentinels monitor the master under, for `redis.master_name`.
-    /// The `[redis]` lines of a status-server config for this set.
+    /// The `[redis]` lines of a status-server config for this set: its sentinels'
+    /// `rediss://` TLS ports and `tls_ca` when it has them.
     pub fn redis_location(&self) -> String {
+        let (urls, ca) = if self.tls {
+            let urls = self
+                .sentinels
+                .iter()
+                .filter_map(|(_, tls_port, _)| *tls_port)
+                .map(|port| format!("rediss://127.0.0.1:{port}"))
+                .collect();
+            (
+                urls,
+                format!("\ntls_ca = {:?}", self.dir.path().join("ca.crt")),
+            )
+        } else {
+            (self.sentinel_urls(), String::new())
+        };
         format!(
-            "mode = \"sentinel\"\nsentinels = {}\nmaster_name = \"{}\"",
-            crate::config::toml_list(&self.sentinel_urls()),
+            "mode = \"sentinel\"\nsentinels = {}\nmaster_name = \"{}\"{ca}",
+            crate::config::toml_list(&urls),
             self.master_name()
         )
     }
 
+    /// The name the sentinels monitor the master under, for `redis.master_name`.
     pub fn master_name(&self) -> &'static str {
         MASTER_NAME
     }
 
-    /// The master's port as the first answering sentinel announces it.
+    /// The (plaintext) port of the master the first answering sentinel announces.
     pub async fn master_port(&self) -> u16 {
         let sentinels = &self.sentinels;
-        eventually("a sentinel to name the master", || async move {
-            for (sentinel, _) in sentinels {
+        let announced = eventually("a sentinel to name the master", || async move {
+            for (sentinel, _, _) in sentinels {
                 if let Some(port) = announced_master(sentinel).await {
                     return Some(port);
                 }
             }
             None
         })
-        .await
+        .await;
+        self.plain_port(announced)
+    }
+
+    /// The plaintext port of the data node the sentinels know by `announced`.
+    fn plain_port(&self, announced: u16) -> u16 {
+        self.data_nodes
+            .iter()
+            .find(|data_node| data_node.announced == announced)
+            .map_or(announced, |data_node| data_node.node.port)
+    }
+
+    /// The port the sentinels know the data node on plaintext port `port` by.
+    fn announced_port(&self, port: u16) -> u16 {
+        self.data_nodes
+            .iter()
+            .find(|data_node| data_node.node.port == port)
+            .map_or(port, |data_node| data_node.announced)
     }
 
     /// A handle to the current master (asked from the sentinels).
@@ -152,15 +206,16 @@ impl SentinelSet {
             .unwrap_or_else(Instant::now);
         let what = format!("every sentinel to announce one master other than {old_port}");
         let sentinels = &self.sentinels;
-        let new_port = eventually_ok(&what, || async move {
+        let old_announced = self.announced_port(old_port);
+        let new_announced = eventually_ok(&what, || async move {
             let mut announced = Vec::new();
-            for (sentinel, _) in sentinels {
+            for (sentinel, _, _) in sentinels {
                 announced.push(announced_master(sentinel).await);
             }
-            let port = announced[0].filter(|&port| port != old_port);
+            let port = announced[0].filter(|&port| port != old_announced);
             let role = match port {
                 Some(port) if announced.iter().all(|&p| p == Some(port)) => {
-                    RedisNode::new(port).role().await
+                    RedisNode::new(self.plain_port(port)).role().await
                 }
                 _ => return Err(format!("the sentinels announce {announced:?}")),
             };
@@ -170,7 +225,7 @@ impl SentinelSet {
             }
         })
         .await;
-        (new_port, since.elapsed())
+        (self.plain_port(new_announced), since.elapsed())
     }
 
     /// Starts the killed node on `port` again, as a replica of the current
@@ -182,7 +237,11 @@ impl SentinelSet {
             "restart_node({port}): that node is running"
         );
         let master_port = self.master_port().await;
-        let args = data_node_args(self.dir.path(), port, &replica_of(master_port));
+        let mut extra = replica_of(self.announced_port(master_port)).to_vec();
+        if self.tls {
+            extra.extend(tls_args(self.dir.path(), self.announced_port(port)));
+        }
+        let args = data_node_args(self.dir.path(), port, &extra);
         let process = NodeProcess::start(self.dir.path(), port, &args).await;
         let data_node = self.data_node(port);
         data_node.process = Some(process);
@@ -206,7 +265,8 @@ impl SentinelSet {
             replica_node.replica_link_up().await.then_some(())
         })
         .await;
-        for (sentinel, _) in &self.sentinels {
+        let (master, replica) = (self.announced_port(master), self.announced_port(replica));
+        for (sentinel, _, _) in &self.sentinels {
             let what = format!(
                 "sentinel {} to see master {master}, replica {replica} and the other sentinels",
                 sentinel.port
@@ -236,21 +296,62 @@ fn replica_of(master_port: u16) -> [String; 3] {
     ]
 }
 
-/// A data node on a free port, with `extra` arguments.
-async fn start_data_node(dir: &TempDir, extra: &[String]) -> (NodeProcess, u16) {
-    let (process, ports) = NodeProcess::start_on_free_ports(dir.path(), 1, |ports| {
-        data_node_args(dir.path(), ports[0], extra)
+/// A data node on a free port (and a TLS one with `tls`), a replica of the master the
+/// sentinels know by `master` if given.
+async fn start_data_node(dir: &TempDir, tls: bool, master: Option<u16>) -> DataNode {
+    let wanted = if tls { 2 } else { 1 };
+    let (process, ports) = NodeProcess::start_on_free_ports(dir.path(), wanted, |ports| {
+        let mut extra = master
+            .map(|port| replica_of(port).to_vec())
+            .unwrap_or_default();
+        if let Some(&tls_port) = ports.get(1) {
+            extra.extend(tls_args(dir.path(), tls_port));
+        }
+        data_node_args(dir.path(), ports[0], &extra)
     })
     .await;
-    (process, ports[0])
+    DataNode {
+        node: RedisNode::new(ports[0]),
+        announced: ports.get(1).copied().unwrap_or(ports[0]),
+        process: Some(process),
+        killed_at: None,
+    }
+}
+
+/// A TLS port `tls_port` for a node of the set, and TLS for the links it opens.
+fn tls_args(dir: &std::path::Path, tls_port: u16) -> Vec<String> {
+    let mut args = crate::redis_tls::node_args(dir, tls_port);
+    args.extend(["--tls-replication", "yes"].map(String::from));
+    args
 }
 
 /// Writes the config file of a sentinel on `port` (Sentinel rewrites it
 /// with what it learns, so each needs a writable one of its own) and
 /// returns the arguments that start it.
-fn write_sentinel_config(dir: &TempDir, port: u16, master_port: u16) -> Vec<String> {
+/// With `tls_port`, the sentinel has that TLS port too and reaches the nodes over TLS
+/// (`master_port` is then the master's TLS port).
+fn write_sentinel_config(
+    dir: &TempDir,
+    port: u16,
+    tls_port: Option<u16>,
+    master_port: u16,
+) -> Vec<String> {
+    let tls = match tls_port {
+        None => String::new(),
+        Some(tls_port) => {
+            let file = |name: &str| dir.path().join(name).display().to_string();
+            format!(
+                "tls-port {tls_port}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n\
+                 tls-auth-clients no\ntls-replication yes\n",
+                file("redis.crt"),
+                file("redis.key"),
+                file("ca.crt")
+            )
+        }
+    };
     let config = format!(
         "port {port}\n\
+         {tls}\
          bind 127.0.0.1\n\
          dir {dir}\n\
          logfile {log}\n\

@@ -19,6 +19,8 @@ mod load_hash;
 mod login;
 mod operability;
 mod process;
+mod redis_acl;
+mod redis_tls;
 mod reload;
 mod sentinel;
 mod several_instances;

@@ -3,7 +3,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::config::testing::{EXAMPLE, ONE_SERVER, PATH, assert_mentions, error, parse};
-use crate::config::{ReplyCompression, Settings, Topology};
+use std::path::PathBuf;
+
+use crate::config::{ClientFiles, RedisTlsFiles, ReplyCompression, Settings, Topology};
 
 #[test]
 fn env_override_replaces_url() {
@@ -613,4 +615,130 @@ fn threads_default_to_one_and_must_be_positive() {
             )
         );
     }
+}
+
+// ---- [redis] TLS files (docs/contract.md §6) ----
+
+#[test]
+fn redis_tls_files_are_taken_from_the_config_files_folder() {
+    let text = format!(
+        "[redis]\nurl = \"rediss://redis.internal:6380\"\ntls_ca = \"certs/redis-ca.crt\"\n\
+         tls_cert = \"/etc/status/redis.crt\"\ntls_key = \"redis.key\"\n{ONE_SERVER}"
+    );
+    let tls = parse(&text).expect("valid").redis.tls;
+    assert_eq!(
+        tls,
+        RedisTlsFiles {
+            ca: Some(PathBuf::from("config/certs/redis-ca.crt")),
+            client: Some(ClientFiles {
+                cert: PathBuf::from("/etc/status/redis.crt"),
+                key: PathBuf::from("config/redis.key"),
+            }),
+        }
+    );
+}
+
+#[test]
+fn empty_redis_tls_keys_are_unset() {
+    let text = format!("[redis]\ntls_ca = \"\"\ntls_cert = \"\"\ntls_key = \"\"\n{ONE_SERVER}");
+    assert_eq!(
+        parse(&text).expect("valid").redis.tls,
+        RedisTlsFiles::default()
+    );
+}
+
+#[test]
+fn a_client_certificate_needs_its_key_and_the_other_way_round() {
+    let url = "url = \"rediss://h:6380\"";
+    let message = error(&format!(
+        "[redis]\n{url}\ntls_cert = \"c.crt\"\n{ONE_SERVER}"
+    ));
+    assert_mentions(
+        &message,
+        &[
+            "line 3: ",
+            "redis.tls_cert = \"c.crt\": needs redis.tls_key too",
+        ],
+    );
+    let message = error(&format!(
+        "[redis]\n{url}\ntls_key = \"c.key\"\n{ONE_SERVER}"
+    ));
+    assert_mentions(
+        &message,
+        &[
+            "line 3: ",
+            "redis.tls_key = \"c.key\": needs redis.tls_cert too",
+        ],
+    );
+}
+
+#[test]
+fn redis_tls_files_need_a_rediss_url() {
+    let message = error(&format!("[redis]\ntls_ca = \"ca.crt\"\n{ONE_SERVER}"));
+    assert_eq!(
+        message,
+        "config/status.toml: line 2: redis.tls_ca = \"ca.crt\": only for rediss:// URLs, and no \
+         URL of mode \"standalone\" is one"
+    );
+    let text = format!(
+        "[redis]\nmode = \"cluster\"\nnodes = [\"redis://h:7000\"]\ntls_cert = \"c\"\ntls_key = \"k\"\n{ONE_SERVER}"
+    );
+    assert_mentions(
+        &error(&text),
+        &["line 4: ", "redis.tls_cert", "mode \"cluster\""],
+    );
+    // STATUS_REDIS_URL counts: it is the URL in use.
+    let text = format!("[redis]\ntls_ca = \"ca.crt\"\n{ONE_SERVER}");
+    let settings = Settings::parse(&text, Path::new(PATH), Some("rediss://h:6380"))
+        .expect("the URL in use is rediss://");
+    assert_eq!(settings.redis.tls.ca, Some(PathBuf::from("config/ca.crt")));
+}
+
+#[test]
+fn nodes_and_sentinels_share_one_scheme() {
+    let text = format!(
+        "[redis]\nmode = \"cluster\"\nnodes = [\"rediss://a:7000\",\n  \"redis://b:7000\"]\n{ONE_SERVER}"
+    );
+    assert_eq!(
+        error(&text),
+        "config/status.toml: line 4: redis.nodes[1] = \"redis://b:7000\": its scheme (redis:// or \
+         rediss://) differs from redis.nodes[0]'s; every one must have the same"
+    );
+    let text = format!(
+        "[redis]\nmode = \"sentinel\"\nmaster_name = \"m\"\nsentinels = [\"redis://a:1\", \"rediss://b:2\"]\n{ONE_SERVER}"
+    );
+    assert_mentions(
+        &error(&text),
+        &["line 4: ", "redis.sentinels[1]", "its scheme"],
+    );
+}
+
+#[test]
+fn with_tls_files_every_sentinel_has_the_same_user_and_password() {
+    let sentinels = "sentinels = [\"rediss://:pw@a:1\", \"rediss://:other@b:2\"]";
+    let text = format!(
+        "[redis]\nmode = \"sentinel\"\nmaster_name = \"m\"\n{sentinels}\ntls_ca = \"ca.crt\"\n{ONE_SERVER}"
+    );
+    let message = error(&text);
+    assert_mentions(
+        &message,
+        &[
+            "line 4: ",
+            "redis.sentinels[1] = \"rediss://:***@b:2\"",
+            "with tls_* set, its user or password differs",
+        ],
+    );
+    assert!(!message.contains("other"), "the password shows: {message}");
+    // Without files of our own, each sentinel keeps its own.
+    let text =
+        format!("[redis]\nmode = \"sentinel\"\nmaster_name = \"m\"\n{sentinels}\n{ONE_SERVER}");
+    parse(&text).expect("valid without tls_*");
+}
+
+#[test]
+fn certificate_checks_cannot_be_turned_off() {
+    let message = error(&format!(
+        "[redis]\nurl = \"rediss://h:6380/#insecure\"\n{ONE_SERVER}"
+    ));
+    assert_mentions(&message, &["line 2: ", "#insecure is not supported"]);
 }
