@@ -224,10 +224,15 @@ async fn the_env_password_pairs_with_the_urls_user_and_no_password_shows_anywher
             }
         }
     }
+    // The Admin answer says where (docs/contract.md §6); the log says what, masked.
     assert!(
-        answers[1].contains("applied: false") && answers[1].contains("status:***@"),
-        "the failed reload names the URL, masked: {}",
+        answers[1].contains("applied: false") && answers[1].contains("line "),
+        "the failed reload names the line: {}",
         answers[1]
+    );
+    assert!(
+        log.contains("reload failed") && log.contains("status:***@"),
+        "the log names the URL, masked: {log}"
     );
 }
 
