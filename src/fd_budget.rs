@@ -4,7 +4,7 @@
 //! failing with "too many open files" long before any cap is reached, and so do the Redis
 //! reconnects, the probes of the chat servers and the reads of the config and TLS files:
 //! every chat server looks dead and a reload cannot even read its file. So at start the caps
-//! (`server.max_connections` on `listen` and on `admin_listen`, the HTTP/JSON port's) plus a
+//! (`server.max_connections` on `listen`, the admin port's and the HTTP/JSON port's) plus a
 //! reserve for everything else must fit under the soft limit. [`fit`] raises the soft limit
 //! as far as they need, up to the hard limit; past what the hard limit allows it lowers the
 //! caps, each in proportion, and logs one warning naming the limit and what was configured.

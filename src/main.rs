@@ -24,8 +24,8 @@ Config keys (default):
               metrics_listen (\"127.0.0.1:9464\"; \"\" = off),
               http_listen (\"\" = off; HTTP/JSON), shutdown_grace_ms (10000),
               compression (\"none\" | \"gzip\" | \"zstd\"; replies; restart to change),
-              max_connections (10000; gRPC connections open at once, on listen and on
-              admin_listen each; restart to change; at start the open-file limit is raised
+              max_connections (10000; gRPC connections open at once on listen; admin_listen
+              holds 64; restart to change; at start the open-file limit is raised
               to hold them, or they are lowered to fit it, with a warning),
               threads (1: connections, actors and Redis on one thread; N > 1: connections
               on N workers beside the actors' thread; restart to change)

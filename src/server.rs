@@ -415,7 +415,7 @@ fn wanted_caps(settings: &Settings) -> Caps {
     let on = |addr: Option<SocketAddr>, cap: usize| addr.map_or(0, |_| cap);
     Caps {
         listen: server.max_connections,
-        admin: on(server.admin_listen, server.max_connections),
+        admin: on(server.admin_listen, grpc::ADMIN_MAX_CONNECTIONS),
         http: on(server.http_listen, http_api::MAX_CONNECTIONS),
     }
 }

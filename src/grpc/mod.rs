@@ -80,6 +80,11 @@ pub const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 /// (health `Watch`) are not bounded by it once their headers are sent.
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 
+/// Connections `admin_listen` holds at once: operators' statusctl and scripts, never the
+/// clients' many; a fixed cap keeps the port from costing a share of `max_connections`'
+/// file descriptors.
+pub const ADMIN_MAX_CONNECTIONS: usize = 64;
+
 /// How often an HTTP/2 PING checks that a connection's peer is still there.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 
