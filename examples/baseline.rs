@@ -22,18 +22,33 @@
 //! and refuse requests over 64 KiB, like status-server. Once listening it prints
 //! `baseline listening on <addr>` to stdout (so `--listen 127.0.0.1:0` works); SIGTERM or
 //! SIGINT stops it gracefully (exit 0).
+//!
+//! `--tls-cert PEM --tls-key PEM` makes either speak TLS only (`bench/run --tls`), with the
+//! rustls config status-server builds for `[server.tls]` (`status_server::tls`: ring, ALPN
+//! h2), so that TLS costs both sides the same. As in status-server, each handshake runs in
+//! a task of its own (one slow client does not hold the others at the door) and one that
+//! fails or takes over 10 s closes that connection.
 
-use std::io::Write as _;
+use std::io::{self, Write as _};
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
 use std::process::ExitCode;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use clap::Parser;
+use futures_util::StreamExt as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use status_server::config::TlsFiles;
 use status_server::proto::status_service_server::{StatusService, StatusServiceServer};
 use status_server::proto::{GetChatServerReq, GetChatServerRsp, LoginReq, LoginRsp};
+use status_server::tls::{Port, TlsAcceptor};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::signal::unix::{SignalKind, signal};
-use tonic::transport::server::TcpIncoming;
+use tokio::sync::mpsc;
+use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
 use tonic::{Request, Response, Status};
 
 /// Largest request accepted, as in status-server.
@@ -47,6 +62,10 @@ const MAX_TOKEN_BYTES: usize = 128;
 /// The fixed placement every GetChatServer returns.
 const CHAT_HOST: &str = "127.0.0.1";
 const CHAT_PORT: &str = "8090";
+/// Longest a client may take to finish its TLS handshake (as status-server).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshaken connections waiting for tonic to take them.
+const READY_QUEUE: usize = 64;
 
 const SUCCESS: i32 = 0;
 const TOKEN_INVALID: i32 = 1010;
@@ -68,6 +87,99 @@ struct Cli {
     /// Slots of the Redis client's command queue (redis crate default: 50).
     #[arg(long, value_name = "N")]
     pipeline_buffer_size: Option<usize>,
+    /// Speak TLS only, with this PEM certificate chain (the server's own first).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+/// A TLS connection as tonic takes it: tonic implements [`Connected`] for rustls streams
+/// only with its own TLS features, which this workspace leaves off.
+struct TlsConnection(tokio_rustls::server::TlsStream<TcpStream>);
+
+impl Connected for TlsConnection {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> TcpConnectInfo {
+        self.0.get_ref().0.connect_info()
+    }
+}
+
+impl AsyncRead for TlsConnection {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsConnection {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+/// Handshakes every connection `incoming` accepts, each in a task of its own, and yields
+/// the ones that finish.
+fn tls_incoming(
+    mut incoming: TcpIncoming,
+    tls: TlsAcceptor,
+) -> impl futures_util::Stream<Item = io::Result<TlsConnection>> {
+    let (ready, mut handshaken) = mpsc::channel(READY_QUEUE);
+    tokio::spawn(async move {
+        while let Some(accepted) = incoming.next().await {
+            let stream = match accepted {
+                Ok(stream) => stream,
+                Err(err) => {
+                    // Handed on: tonic logs accept errors and goes on.
+                    if ready.send(Err(err)).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let acceptor = tls.current(Port::Grpc);
+            let ready = ready.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(session)) => {
+                        let _ = ready.send(Ok(TlsConnection(session))).await;
+                    }
+                    Ok(Err(err)) => eprintln!("baseline: TLS handshake failed: {err}"),
+                    Err(_) => eprintln!("baseline: TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    futures_util::stream::poll_fn(move |cx| handshaken.poll_recv(cx))
 }
 
 #[derive(Clone)]
@@ -196,6 +308,19 @@ async fn run(cli: Cli) -> Result<(), String> {
         None => None,
     };
 
+    let tls = match (cli.tls_cert, cli.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            TlsAcceptor::load(&TlsFiles {
+                cert,
+                key,
+                client_ca: None,
+            })
+            .map_err(|e| e.to_string())?,
+        ),
+        // clap's `requires` makes them come together.
+        _ => None,
+    };
+
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| format!("signals: {e}"))?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| format!("signals: {e}"))?;
 
@@ -208,21 +333,30 @@ async fn run(cli: Cli) -> Result<(), String> {
     let mode = if redis.is_some() { "a" } else { "b" };
     println!("baseline listening on {local}");
     let _ = std::io::stdout().flush();
-    eprintln!("baseline ({mode}) listening on {local}");
+    let over = if tls.is_some() { "TLS" } else { "plaintext" };
+    eprintln!("baseline ({mode}) listening on {local} ({over})");
 
     let service =
         StatusServiceServer::new(Baseline { redis }).max_decoding_message_size(MAX_REQUEST_BYTES);
-    tonic::transport::Server::builder()
-        .add_service(service)
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            async {
-                tokio::select! {
-                    _ = sigterm.recv() => {}
-                    _ = sigint.recv() => {}
-                }
-            },
-        )
-        .await
-        .map_err(|e| format!("gRPC server failed: {e}"))
+    let server = tonic::transport::Server::builder().add_service(service);
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let shutdown = async move {
+        tokio::select! {
+            _ = sigterm.recv() => {}
+            _ = sigint.recv() => {}
+        }
+    };
+    match tls {
+        None => {
+            server
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+        Some(tls) => {
+            server
+                .serve_with_incoming_shutdown(tls_incoming(incoming, tls), shutdown)
+                .await
+        }
+    }
+    .map_err(|e| format!("gRPC server failed: {e}"))
 }
