@@ -16,6 +16,7 @@
 
 pub mod balance;
 pub mod chat_server;
+pub mod cluster_link;
 pub mod load_poller;
 pub mod outage;
 pub mod redis_link;

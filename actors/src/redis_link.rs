@@ -8,8 +8,12 @@
 //!   task of its own ([`crate::sentinel_link`]) whenever a command fails in a
 //!   way a failover explains;
 //! - cluster: the redis crate's async `ClusterConnection`, which follows
-//!   MOVED/ASK and topology changes by itself. A pipeline there must stay in
-//!   one hash slot, so callers ask [`RedisLink::one_key_per_pipeline`].
+//!   MOVED/ASK and a killed master by itself, replaced by a fresh one (which
+//!   reads the slot map afresh) by a task of its own ([`crate::cluster_link`])
+//!   whenever a command times out or fails in a way a moved master explains:
+//!   a frozen master gives timeouts only, which the crate does not act on. A
+//!   pipeline there must stay in one hash slot, so callers ask
+//!   [`RedisLink::one_key_per_pipeline`].
 //!
 //! `rediss://` URLs speak TLS (rustls, through the redis crate) in every mode; [`TlsPem`]
 //! replaces the system roots with a CA of its own and adds a client certificate
@@ -26,12 +30,12 @@ use std::future::Future;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::cluster_async::ClusterConnection;
 use redis::{
     ClientTlsConfig, FromRedisValue, IntoConnectionInfo, Pipeline, RedisResult, TlsCertificates,
     Value,
 };
 
+use crate::cluster_link::ClusterLink;
 use crate::sentinel_link::SentinelLink;
 
 /// Where Redis is: docs/contract.md §5.
@@ -157,7 +161,7 @@ impl fmt::Debug for RedisLink {
 enum Inner {
     Direct(ConnectionManager),
     Sentinel(SentinelLink),
-    Cluster(ClusterConnection),
+    Cluster(ClusterLink),
 }
 
 /// A `ConnectionManager` of `client` that connects lazily, under the command timeout.
@@ -204,7 +208,7 @@ pub(crate) fn connection_info(
 
 impl RedisLink {
     /// Opens the link lazily; must run inside a tokio runtime (the sentinel
-    /// mode starts its resolver task). Fails only on settings the redis crate
+    /// and cluster modes start a task of their own). Fails only on settings the redis crate
     /// rejects (a malformed URL).
     pub fn open(settings: &LinkSettings) -> RedisResult<RedisLink> {
         let timeout = settings.command_timeout;
@@ -226,32 +230,7 @@ impl RedisLink {
                 timeout,
             )?),
             Topology::Cluster { nodes } => {
-                let mut builder = redis::cluster::ClusterClient::builder(
-                    nodes
-                        .iter()
-                        .map(|node| node.as_str().into_connection_info())
-                        .collect::<RedisResult<Vec<_>>>()?,
-                )
-                .connection_timeout(timeout)
-                .response_timeout(timeout)
-                // The crate retries a failed command itself (after re-reading
-                // the slots); our deadline bounds it all.
-                .retries(3)
-                .min_retry_wait(20)
-                .max_retry_wait(200);
-                if let Some(Password(password)) = password {
-                    builder = builder.password(password);
-                }
-                // The TLS mode comes from the nodes' scheme (`rediss://`: verified TLS).
-                if let Some(tls) = tls {
-                    builder = builder.certs(tls.certificates());
-                }
-                let client = builder.build()?;
-                let config = redis::cluster::ClusterConfig::new()
-                    .set_connection_timeout(timeout)
-                    .set_response_timeout(timeout);
-                // Connects in the background: no node needs to answer now.
-                Inner::Cluster(client.get_pending_async_connection_with_config(config))
+                Inner::Cluster(ClusterLink::open(nodes, password, tls, timeout)?)
             }
         };
         Ok(RedisLink(inner))
@@ -264,8 +243,9 @@ impl RedisLink {
     }
 
     /// Sends `pipe` in one round trip and decodes the reply as `T`, under
-    /// `deadline`. In sentinel mode a failure a failover explains (refused,
-    /// broken, timed out, READONLY) asks for the master to be re-resolved.
+    /// `deadline`. A failure a failover explains (refused, broken, timed out,
+    /// READONLY) asks for the master to be re-resolved (sentinel) or for a
+    /// fresh cluster connection (cluster).
     pub async fn query<T: FromRedisValue>(
         &self,
         pipe: &Pipeline,
@@ -275,8 +255,15 @@ impl RedisLink {
             Inner::Direct(conn) => {
                 with_deadline(deadline, pipe.query_async(&mut conn.clone())).await
             }
-            Inner::Cluster(conn) => {
-                with_deadline(deadline, pipe.query_async(&mut conn.clone())).await
+            Inner::Cluster(link) => {
+                let outcome =
+                    with_deadline(deadline, pipe.query_async(&mut link.connection())).await;
+                if let Err(failure) = &outcome
+                    && failure.suggests_failover()
+                {
+                    link.rebuild();
+                }
+                outcome
             }
             Inner::Sentinel(link) => {
                 let outcome = with_deadline(deadline, async {
@@ -303,12 +290,15 @@ impl RedisLink {
         deadline: Duration,
     ) -> Result<Vec<RedisResult<Value>>, RedisFailure> {
         let replies: Vec<RedisResult<Value>> = self.query(pipe, deadline).await?;
-        if let Inner::Sentinel(link) = &self.0
-            && replies
-                .iter()
-                .any(|r| matches!(r, Err(err) if is_read_only(err)))
+        if replies
+            .iter()
+            .any(|r| matches!(r, Err(err) if is_read_only(err)))
         {
-            link.resolve_again();
+            match &self.0 {
+                Inner::Direct(_) => {}
+                Inner::Sentinel(link) => link.resolve_again(),
+                Inner::Cluster(link) => link.rebuild(),
+            }
         }
         Ok(replies)
     }

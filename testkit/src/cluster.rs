@@ -1,8 +1,10 @@
 //! A Redis Cluster on free ports, for tests of `redis.mode = "cluster"`
 //! (docs/contract.md §5): three masters with one replica each, a node
 //! timeout of one second. A test can ask which master owns a key, count the
-//! commands each node ran, kill a master and time its replica's promotion.
-//! Everything runs on 127.0.0.1 in a tempdir and is killed on drop.
+//! commands each node ran, kill or freeze (SIGSTOP) a master and time its
+//! replica's promotion. Everything runs on 127.0.0.1 in a tempdir and is
+//! killed on drop, frozen nodes too (SIGKILL ends a stopped process), also
+//! when the test panics.
 //!
 //! [`start_tls`](RedisCluster::start_tls) gives every node a TLS port beside its
 //! plaintext one, and the nodes speak TLS among themselves (`tls-cluster`,
@@ -35,8 +37,9 @@ pub struct RedisCluster {
     /// Whether the nodes have TLS ports too (the CA of their certificates is `ca.crt` in
     /// `dir`).
     tls: bool,
-    /// Masters killed through [`kill_master`](Self::kill_master).
-    kills: HashMap<u16, Kill>,
+    /// Masters killed or frozen through [`kill_master`](Self::kill_master) or
+    /// [`freeze_master`](Self::freeze_master).
+    failures: HashMap<u16, Failure>,
 }
 
 struct ClusterNode {
@@ -45,11 +48,14 @@ struct ClusterNode {
     tls_port: Option<u16>,
     /// `None` while killed.
     process: Option<NodeProcess>,
+    /// Stopped with SIGSTOP: running, but it answers nobody.
+    frozen: bool,
 }
 
-struct Kill {
+/// A master that was killed or frozen.
+struct Failure {
     at: Instant,
-    /// Its replicas when it was killed: one of them is to take over.
+    /// Its replicas when it failed: one of them is to take over.
     replicas: Vec<u16>,
 }
 
@@ -106,6 +112,7 @@ impl RedisCluster {
                 node: RedisNode::new(ports[0]),
                 tls_port: ports.get(2).copied(),
                 process: Some(process),
+                frozen: false,
             });
         }
         let data_ports: Vec<u16> = nodes.iter().map(|n| n.node.port).collect();
@@ -114,7 +121,7 @@ impl RedisCluster {
             dir,
             nodes,
             tls,
-            kills: HashMap::new(),
+            failures: HashMap::new(),
         };
         for node in cluster.live_nodes() {
             let what = format!("cluster node {} to see a healthy cluster", node.port);
@@ -145,7 +152,7 @@ impl RedisCluster {
         )
     }
 
-    /// Every node's plaintext address, `redis://127.0.0.1:P` (killed ones too), for
+    /// Every node's plaintext address, `redis://127.0.0.1:P` (killed and frozen ones too), for
     /// `redis.nodes`.
     pub fn node_urls(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.node.url()).collect()
@@ -181,41 +188,64 @@ impl RedisCluster {
     /// Kills the master on `port` with SIGKILL, noting its replicas for
     /// [`wait_for_promotion`](Self::wait_for_promotion).
     pub async fn kill_master(&mut self, port: u16) {
+        let node = self.note_failure(port, "kill_master").await;
+        node.process
+            .take()
+            .unwrap_or_else(|| panic!("kill_master({port}): that node is not running"))
+            .kill();
+    }
+
+    /// Freezes the master on `port` with SIGSTOP (a hung host: its port still
+    /// accepts connections, nothing answers), noting its replicas for
+    /// [`wait_for_promotion`](Self::wait_for_promotion). It stays frozen until
+    /// the cluster is dropped, which kills it.
+    pub async fn freeze_master(&mut self, port: u16) {
+        let node = self.note_failure(port, "freeze_master").await;
+        node.process
+            .as_ref()
+            .unwrap_or_else(|| panic!("freeze_master({port}): that node is not running"))
+            .freeze();
+        node.frozen = true;
+    }
+
+    /// Notes the replicas of the master on `port` and the time, just before
+    /// `what` makes it fail, and returns the node.
+    async fn note_failure(&mut self, port: u16, what: &str) -> &mut ClusterNode {
         let view = self.view().await;
         let master = view
             .iter()
             .find(|entry| entry.port == port && entry.is_master())
-            .unwrap_or_else(|| panic!("kill_master({port}): not a master of this cluster"));
+            .unwrap_or_else(|| panic!("{what}({port}): not a master of this cluster"));
         let replicas = view
             .iter()
             .filter(|entry| entry.master_id.as_deref() == Some(&master.id))
             .map(|entry| entry.port)
             .collect();
-        self.nodes
-            .iter_mut()
-            .find(|n| n.node.port == port)
-            .and_then(|n| n.process.take())
-            .unwrap_or_else(|| panic!("kill_master({port}): that node is not running"))
-            .kill();
-        let kill = Kill {
+        let failure = Failure {
             at: Instant::now(),
             replicas,
         };
-        self.kills.insert(port, kill);
+        self.failures.insert(port, failure);
+        self.nodes
+            .iter_mut()
+            .find(|n| n.node.port == port)
+            .unwrap_or_else(|| panic!("{what}({port}): not a node of this cluster"))
     }
 
-    /// Waits until a replica of the master killed on `killed_port` answers
-    /// `ROLE` with `master` and every live node says `cluster_state:ok`
-    /// with that replica, not the killed node, serving the slots. Returns
-    /// its port and the time since the kill.
-    pub async fn wait_for_promotion(&self, killed_port: u16) -> (u16, Duration) {
-        let kill = self.kills.get(&killed_port).unwrap_or_else(|| {
-            panic!("wait_for_promotion({killed_port}): call kill_master({killed_port}) first")
+    /// Waits until a replica of the master killed or frozen on `failed_port`
+    /// answers `ROLE` with `master` and every live node says
+    /// `cluster_state:ok` with that replica, not the failed node, serving the
+    /// slots. Returns its port and the time since the kill or freeze.
+    pub async fn wait_for_promotion(&self, failed_port: u16) -> (u16, Duration) {
+        let failure = self.failures.get(&failed_port).unwrap_or_else(|| {
+            panic!(
+                "wait_for_promotion({failed_port}): call kill_master or freeze_master({failed_port}) first"
+            )
         });
         let live: Vec<RedisNode> = self.live_nodes().collect();
-        let what = format!("a replica of {killed_port} to take over its slots");
+        let what = format!("a replica of {failed_port} to take over its slots");
         let new_master = eventually_ok(&what, || {
-            let (replicas, live) = (&kill.replicas, &live);
+            let (replicas, live) = (&failure.replicas, &live);
             async move {
                 let mut promoted = None;
                 for &replica in replicas {
@@ -239,9 +269,9 @@ impl RedisCluster {
                         view.iter()
                             .any(|entry| entry.port == port && !entry.slots.is_empty())
                     };
-                    if serves(killed_port) || !serves(promoted) {
+                    if serves(failed_port) || !serves(promoted) {
                         return Err(format!(
-                            "{} sees {killed_port} serving slots or {promoted} not",
+                            "{} sees {failed_port} serving slots or {promoted} not",
                             node.port
                         ));
                     }
@@ -250,7 +280,7 @@ impl RedisCluster {
             }
         })
         .await;
-        (new_master, kill.at.elapsed())
+        (new_master, failure.at.elapsed())
     }
 
     /// `INFO commandstats` of every live node, by port. A replica counts
@@ -285,14 +315,14 @@ impl RedisCluster {
     fn live_nodes(&self) -> impl Iterator<Item = RedisNode> + '_ {
         self.nodes
             .iter()
-            .filter(|n| n.process.is_some())
+            .filter(|n| n.process.is_some() && !n.frozen)
             .map(|n| n.node)
     }
 
     fn any_live_node(&self) -> RedisNode {
-        self.live_nodes()
-            .next()
-            .expect("a cluster of six nodes cannot lose all of them through kill_master")
+        self.live_nodes().next().expect(
+            "a cluster of six nodes cannot lose all of them through kill_master or freeze_master",
+        )
     }
 
     /// `CLUSTER NODES` as the first live node that answers sees it.

@@ -116,7 +116,7 @@ pub(crate) fn parse_info(text: &str) -> HashMap<String, String> {
 /// was taken between picking and binding it.
 const START_ATTEMPTS: usize = 5;
 
-/// A `redis-server` process of a topology, killed on drop.
+/// A `redis-server` process of a topology, killed on drop (frozen or not).
 pub(crate) struct NodeProcess {
     child: Child,
 }
@@ -215,9 +215,19 @@ impl NodeProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// SIGSTOP: a hung host, from the clients' point of view. The kernel still
+    /// accepts TCP connections on its port; nothing answers on them.
+    pub(crate) fn freeze(&self) {
+        let pid = rustix::process::Pid::from_child(&self.child);
+        rustix::process::kill_process(pid, rustix::process::Signal::STOP)
+            .unwrap_or_else(|err| panic!("SIGSTOP to redis-server {pid:?}: {err}"));
+    }
 }
 
 impl Drop for NodeProcess {
+    /// SIGKILL ends a stopped (frozen) process as well, so a test that
+    /// panics with a node frozen leaves no process behind.
     fn drop(&mut self) {
         self.kill();
     }

@@ -1,13 +1,25 @@
 //! `redis.mode = "cluster"` against a real Redis Cluster (3 masters + 3
 //! replicas; docs/contract.md §5): token keys land wherever the cluster
 //! hashes them, exactly one command per call summed over the nodes, and a
-//! killed master's promoted replica serves again within the bound.
+//! killed or frozen master's promoted replica serves again within the bound.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use status_server::proto::status_service_client::StatusServiceClient;
 use status_server::proto::{GetChatServerReq, LoginReq};
 use testkit::*;
+use tonic::transport::Channel;
+
+/// Whether GetChatServer for `uid` placed it (`error = 0`).
+async fn placed(mut client: StatusServiceClient<Channel>, uid: i32) -> bool {
+    client
+        .get_chat_server(GetChatServerReq { uid })
+        .await
+        .is_ok_and(|rsp| rsp.get_ref().error == 0)
+}
 
 const COMMAND_TIMEOUT_MS: u64 = 500;
 
@@ -117,6 +129,93 @@ async fn tokens_spread_over_the_masters_one_command_per_call_and_a_failover_is_f
          calls on its slots succeed again {recovered:?} after the promotion"
     );
     let bound = Duration::from_millis(COMMAND_TIMEOUT_MS) + Duration::from_secs(2);
+    assert!(
+        recovered <= bound,
+        "recovered within {bound:?}: {recovered:?}"
+    );
+}
+
+/// A frozen master (SIGSTOP, a hung host: its port accepts connections,
+/// nothing answers) gives the link timeouts, never a connection error. With
+/// calls running all along, calls on its slots must still reach the
+/// promoted replica within the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_masters_promoted_replica_serves_within_the_bound() {
+    let mut cluster = RedisCluster::start().await;
+    let server = serve_on(&cluster).await;
+    let client = server.client().await;
+    // A uid whose key is not on the load hash's master, so that the hash
+    // stays readable.
+    let hash_owner = cluster.master_of_key("logincount").await;
+    let mut victim = None;
+    for uid in 1..=100 {
+        let owner = cluster.master_of_key(&format!("utoken_{uid}")).await;
+        if owner != hash_owner {
+            victim = Some((uid, owner));
+            break;
+        }
+    }
+    let (victim_uid, victim) = victim.expect("one of 100 uids hashes to another master");
+    // Also waits for the start-up poll to have connected.
+    eventually("a first GetChatServer on the victim's slot", || {
+        let client = client.clone();
+        async move { placed(client, victim_uid).await.then_some(()) }
+    })
+    .await;
+
+    // Calls keep coming on the victim's slot before, during and after the
+    // failover: their timeouts are what the link reacts to.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let traffic: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, stop, ok, failed) =
+                (client.clone(), stop.clone(), ok.clone(), failed.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let counter = if placed(client.clone(), victim_uid).await {
+                        &ok
+                    } else {
+                        &failed
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+
+    cluster.freeze_master(victim).await;
+    // The promotion counts once every live node agrees on it; a rebuild
+    // that read the slots from one that agreed earlier may be ahead of it.
+    let (promoted, took) = cluster.wait_for_promotion(victim).await;
+    let promoted_at = Instant::now();
+    let bound = Duration::from_millis(COMMAND_TIMEOUT_MS) + Duration::from_secs(2);
+    // Waits past the bound only by the last call's own deadline, so a link
+    // that never recovers fails here within seconds.
+    let recovered = loop {
+        if placed(client.clone(), victim_uid).await {
+            break promoted_at.elapsed();
+        }
+        assert!(
+            promoted_at.elapsed() < bound,
+            "calls on the slots of frozen master {victim} still fail {:?} after \
+             {promoted} was promoted",
+            promoted_at.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    stop.store(true, Ordering::Relaxed);
+    for task in traffic {
+        task.await.expect("a traffic task ran to its end");
+    }
+    println!(
+        "cluster freeze: master {victim} frozen -> {promoted} promoted after {took:?}; \
+         calls on its slots succeed again {recovered:?} after the promotion, {:?} after \
+         the freeze (calls of the traffic: {} ok, {} failed)",
+        took + recovered,
+        ok.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed)
+    );
     assert!(
         recovered <= bound,
         "recovered within {bound:?}: {recovered:?}"
