@@ -52,23 +52,30 @@ async fn mint(
     minted
 }
 
-/// How many of `minted` no longer pass Login.
+/// How many of `minted` no longer pass Login. A Login refused outright
+/// (UNAVAILABLE while a lagging sentinel still names the dead master) says
+/// nothing about the token: it is asked again until Login answers.
 async fn lost(client: &StatusServiceClient<Channel>, minted: &[(i32, String)]) -> usize {
     let mut lost = 0;
     for chunk in minted.chunks(50) {
         let checks = chunk.iter().map(|(uid, token)| {
-            let mut client = client.clone();
+            let client = client.clone();
             let request = LoginReq {
                 uid: *uid,
                 token: token.clone(),
             };
             async move {
-                client
-                    .login(request)
-                    .await
-                    .expect("Login answers after the failover")
-                    .into_inner()
-                    .error
+                eventually_ok("Login answers after the failover", || {
+                    let mut client = client.clone();
+                    let request = request.clone();
+                    async move {
+                        match client.login(request).await {
+                            Ok(reply) => Ok(reply.into_inner().error),
+                            Err(status) => Err(format!("{status:?}")),
+                        }
+                    }
+                })
+                .await
             }
         });
         lost += futures_util::future::join_all(checks)
