@@ -14,6 +14,8 @@
 //!   `GET utoken_<uid>` and compares in constant time. Error codes, input checks and the
 //!   Redis deadline (1 s, failures become gRPC `UNAVAILABLE`) are those of docs/contract.md §3, so
 //!   it does the same work per call as status-server minus the actors and the balancing.
+//!   `--redis-cluster URL,...` does the same on a Redis Cluster (the crate's async
+//!   `ClusterConnection`), so status-server's cluster mode has a baseline on the same nodes.
 //! - **(b) `--no-redis`: the gRPC ceiling.** The same replies with no Redis at all: the
 //!   token is minted but not stored, and Login accepts any token that passes the input
 //!   checks (uid > 0, token 1-128 bytes).
@@ -79,10 +81,15 @@ struct Cli {
     #[arg(long, default_value = "127.0.0.1:50060")]
     listen: SocketAddr,
     /// Baseline (a): store and check tokens in this Redis.
-    #[arg(long, value_name = "URL", required_unless_present = "no_redis")]
+    #[arg(long, value_name = "URL", required_unless_present_any = ["no_redis", "redis_cluster"])]
     redis: Option<String>,
+    /// Baseline (a) on a Redis Cluster found from these seed nodes (comma-separated
+    /// URLs): each command on the redis crate's async `ClusterConnection`, as
+    /// status-server's cluster mode does.
+    #[arg(long, value_name = "URL,...", value_delimiter = ',', conflicts_with = "redis")]
+    redis_cluster: Option<Vec<String>>,
     /// Baseline (b): no Redis at all.
-    #[arg(long, conflicts_with = "redis")]
+    #[arg(long, conflicts_with_all = ["redis", "redis_cluster"])]
     no_redis: bool,
     /// Slots of the Redis client's command queue (redis crate default: 50).
     #[arg(long, value_name = "N")]
@@ -185,7 +192,23 @@ fn tls_incoming(
 #[derive(Clone)]
 struct Baseline {
     /// `None` for baseline (b).
-    redis: Option<ConnectionManager>,
+    redis: Option<Conn>,
+}
+
+/// The one connection every handler clones: to a Redis, or to a Cluster.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl Conn {
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+        match self {
+            Conn::Single(conn) => cmd.query_async(&mut conn.clone()).await,
+            Conn::Cluster(conn) => cmd.query_async(&mut conn.clone()).await,
+        }
+    }
 }
 
 fn token_key(uid: i32) -> String {
@@ -216,15 +239,12 @@ impl StatusService for Baseline {
         }
         let token = uuid::Uuid::new_v4().to_string();
         if let Some(redis) = &self.redis {
-            let mut conn = redis.clone();
-            redis::cmd("SET")
-                .arg(token_key(uid))
+            let mut set = redis::cmd("SET");
+            set.arg(token_key(uid))
                 .arg(&token)
                 .arg("EX")
-                .arg(TOKEN_TTL_SECS)
-                .exec_async(&mut conn)
-                .await
-                .map_err(redis_error)?;
+                .arg(TOKEN_TTL_SECS);
+            redis.query::<()>(&set).await.map_err(redis_error)?;
         }
         Ok(Response::new(GetChatServerRsp {
             error: SUCCESS,
@@ -241,12 +261,9 @@ impl StatusService for Baseline {
         } else if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
             TOKEN_INVALID
         } else if let Some(redis) = &self.redis {
-            let mut conn = redis.clone();
-            let stored: Option<Vec<u8>> = redis::cmd("GET")
-                .arg(token_key(uid))
-                .query_async(&mut conn)
-                .await
-                .map_err(redis_error)?;
+            let mut get = redis::cmd("GET");
+            get.arg(token_key(uid));
+            let stored: Option<Vec<u8>> = redis.query(&get).await.map_err(redis_error)?;
             match stored {
                 None => UID_INVALID,
                 Some(stored) if constant_time_eq(&stored, token.as_bytes()) => SUCCESS,
@@ -303,9 +320,23 @@ async fn run(cli: Cli) -> Result<(), String> {
             let conn = ConnectionManager::new_with_config(client, config)
                 .await
                 .map_err(|e| format!("cannot connect to redis {url}: {e}"))?;
-            Some(conn)
+            Some(Conn::Single(conn))
         }
-        None => None,
+        None => match &cli.redis_cluster {
+            Some(nodes) => {
+                let client = redis::cluster::ClusterClient::builder(nodes.clone())
+                    .connection_timeout(REDIS_TIMEOUT)
+                    .response_timeout(REDIS_TIMEOUT)
+                    .build()
+                    .map_err(|e| format!("redis cluster {nodes:?}: {e}"))?;
+                let conn = client
+                    .get_async_connection()
+                    .await
+                    .map_err(|e| format!("cannot connect to the cluster {nodes:?}: {e}"))?;
+                Some(Conn::Cluster(conn))
+            }
+            None => None,
+        },
     };
 
     let tls = match (cli.tls_cert, cli.tls_key) {
