@@ -86,7 +86,12 @@ struct Cli {
     /// Baseline (a) on a Redis Cluster found from these seed nodes (comma-separated
     /// URLs): each command on the redis crate's async `ClusterConnection`, as
     /// status-server's cluster mode does.
-    #[arg(long, value_name = "URL,...", value_delimiter = ',', conflicts_with = "redis")]
+    #[arg(
+        long,
+        value_name = "URL,...",
+        value_delimiter = ',',
+        conflicts_with = "redis"
+    )]
     redis_cluster: Option<Vec<String>>,
     /// Baseline (b): no Redis at all.
     #[arg(long, conflicts_with_all = ["redis", "redis_cluster"])]

@@ -26,7 +26,7 @@ use tonic_health::ServingStatus;
 
 use crate::actors::Actors;
 use crate::calls::StatusCalls;
-use crate::config::Settings;
+use crate::config::{READ_DEADLINE, Settings};
 use crate::drain::drain_channel;
 use crate::fd_budget::{self, Caps};
 use crate::grpc::{self, Backends};
@@ -443,7 +443,7 @@ async fn reload(
         // `server.tls` on/off is a restart key: `running.server.tls` is set exactly when
         // `tls` is.
         if let (Some(tls), Some(files)) = (tls, &running.server.tls) {
-            match tls.reload(files) {
+            match tls.reload_off_thread(files, READ_DEADLINE).await {
                 Ok(()) => log::info!("TLS files re-read for new connections"),
                 Err(err) => {
                     let why =

@@ -197,13 +197,39 @@ impl TlsAcceptor {
         })
     }
 
-    /// Re-reads the files for new connections; on an error the running config stays.
+    /// Re-reads the files for new connections; on an error the running config stays. The
+    /// files are read on a thread of its own, given up after `deadline`: the serving thread
+    /// never waits on a hung file system.
     ///
     /// # Errors
-    /// As [`server_config`].
-    pub fn reload(&self, files: &TlsFiles) -> Result<(), TlsError> {
-        self.configs.store(Arc::new(Configs::load(files)?));
-        Ok(())
+    /// As [`server_config`], or the read timed out (naming the certificate file).
+    pub async fn reload_off_thread(
+        &self,
+        files: &TlsFiles,
+        deadline: std::time::Duration,
+    ) -> Result<(), TlsError> {
+        let failed = |why: String| TlsError {
+            file: files.cert.clone(),
+            why,
+        };
+        let (tx, loaded) = tokio::sync::oneshot::channel();
+        let to_read = files.clone();
+        std::thread::Builder::new()
+            .name("TLS files reader".to_string())
+            // The reload may have been given up: nobody to tell.
+            .spawn(move || drop(tx.send(Configs::load(&to_read))))
+            .map_err(|err| failed(format!("cannot read: no thread to read it on: {err}")))?;
+        match tokio::time::timeout(deadline, loaded).await {
+            Ok(Ok(configs)) => {
+                self.configs.store(Arc::new(configs?));
+                Ok(())
+            }
+            Ok(Err(_)) => Err(failed("cannot read: the reading thread failed".to_string())),
+            Err(_) => Err(failed(format!(
+                "cannot read: timed out reading after {} s",
+                deadline.as_secs()
+            ))),
+        }
     }
 
     /// The acceptor for one new connection on `port`.
