@@ -18,7 +18,7 @@ use status_actors::Shutdown;
 use status_actors::load_poller::{self, LoadPoller, PollSettings, Refresh};
 use status_actors::redis_link::{LinkSettings, RedisLink};
 use status_actors::server_registry::{ServerRegistry, UpdateServers};
-use status_actors::token_actor::{self, TokenActor, TokenSettings};
+use status_actors::token_actor::{self, TokenActor, TokenLinks, TokenSettings};
 
 use crate::config::{READ_DEADLINE, Settings};
 use crate::redis_tls::read_files_off_thread;
@@ -55,18 +55,31 @@ fn poll_settings(settings: &Settings) -> PollSettings {
 }
 
 /// Reads the Redis TLS files of `settings` and opens a link with them.
-fn connect_redis(settings: &Settings) -> Result<(RedisLink, LinkSettings), StartError> {
+fn connect_redis(settings: &Settings) -> Result<(TokenLinks, LinkSettings), StartError> {
     let link = settings.redis.link().map_err(StartError::RedisTls)?;
-    let conn = RedisLink::open(&link).map_err(StartError::Redis)?;
-    Ok((conn, link))
+    let links = open_links(&link, settings).map_err(StartError::Redis)?;
+    Ok((links, link))
+}
+
+/// The token store's links on `link`: token writes get one of their own when a `WAIT`
+/// follows them (it would hold up the Logins behind it); the poller uses `all`.
+fn open_links(link: &LinkSettings, settings: &Settings) -> redis::RedisResult<TokenLinks> {
+    let all = RedisLink::open(link)?;
+    let writes = if settings.redis.min_replicas_ack > 0 {
+        Some(RedisLink::open(link)?)
+    } else {
+        None
+    };
+    Ok(TokenLinks { all, writes })
 }
 
 impl Actors {
     /// Starts the actors; must run inside the actix System (actors start on
     /// its thread). The Redis connection opens lazily, so Redis may be down.
     pub fn start(settings: &Settings) -> Result<Actors, StartError> {
-        let (conn, link) = connect_redis(settings)?;
-        let tokens = TokenActor::new(conn.clone(), token_settings(settings)).start();
+        let (links, link) = connect_redis(settings)?;
+        let conn = links.all.clone();
+        let tokens = TokenActor::new(links, token_settings(settings)).start();
         let probing = settings.balancer.probe_interval.is_some();
         let registry = ServerRegistry::new(
             settings.chat_servers.clone(),
@@ -93,13 +106,14 @@ impl Actors {
 
     /// Applies reloaded settings. The registry learns the new map before the
     /// poller reads loads for it; requests in flight finish as they started.
-    async fn reconfigure(&self, settings: &Settings, conn: Option<RedisLink>) {
+    async fn reconfigure(&self, settings: &Settings, links: Option<TokenLinks>) {
+        let conn = links.as_ref().map(|links| links.all.clone());
         // Errors mean an actor stopped: only during shutdown, nothing to apply.
         let _ = self
             .tokens
             .send(token_actor::Reconfigure {
                 settings: token_settings(settings),
-                conn: conn.clone(),
+                conn: links,
             })
             .await;
         let _ = self
@@ -144,8 +158,11 @@ impl Actors {
             Ok(tls) => loaded.redis.link_with(tls),
             Err(err) => return not_applied(err.to_string(), err.to_string()),
         };
-        let conn = if needs_new_connection(&self.running_link(), &link) {
-            match RedisLink::open(&link) {
+        // Writes get a connection of their own exactly when a WAIT follows them.
+        let waits_changed =
+            (running.redis.min_replicas_ack > 0) != (loaded.redis.min_replicas_ack > 0);
+        let conn = if waits_changed || needs_new_connection(&self.running_link(), &link) {
+            match open_links(&link, &loaded) {
                 Ok(conn) => {
                     *self.link.lock().unwrap_or_else(|e| e.into_inner()) = link;
                     Some(conn)

@@ -28,6 +28,10 @@
 //! With `min_replicas_ack = N > 0`, each token `SET` is followed in the same
 //! round trip by `WAIT N command_timeout_ms`; a write that fewer than N
 //! replicas acknowledged fails (the caller answers UNAVAILABLE, no token).
+//! Redis answers a connection's commands in order, and a `WAIT` holds its
+//! connection until the replicas answer or the timeout ends: so the writes
+//! travel on a connection of their own ([`TokenLinks`]), and Logins do not
+//! wait behind them while replicas are missing.
 //!
 //! A token key holding another type (a list, a hash: someone else's data, or an attack)
 //! makes its `GET` answer `WRONGTYPE`. That is this key's problem, not Redis's: Login answers
@@ -209,9 +213,24 @@ struct Batch {
     requests: Vec<(Vec<redis::Cmd>, Waiter)>,
 }
 
-/// Owns the token store's connection, settings and the batch being filled.
+/// The connections of the token store: one for everything, and, when token
+/// writes are followed by a `WAIT`, one of their own (see the module doc).
+#[derive(Clone, Debug)]
+pub struct TokenLinks {
+    pub all: RedisLink,
+    pub writes: Option<RedisLink>,
+}
+
+impl TokenLinks {
+    /// Where token writes go.
+    fn for_writes(&self) -> &RedisLink {
+        self.writes.as_ref().unwrap_or(&self.all)
+    }
+}
+
+/// Owns the token store's connections, settings and the batch being filled.
 pub struct TokenActor {
-    conn: RedisLink,
+    conn: TokenLinks,
     settings: Rc<TokenSettings>,
     batch: Batch,
     /// Outcomes of the batches, so an outage is logged once, not once per
@@ -233,7 +252,7 @@ pub struct TokenActor {
 type Replies = Result<Vec<RedisResult<Value>>, RedisFailure>;
 
 impl TokenActor {
-    pub fn new(conn: RedisLink, settings: TokenSettings) -> Self {
+    pub fn new(conn: TokenLinks, settings: TokenSettings) -> Self {
         TokenActor {
             conn,
             settings: Rc::new(settings),
@@ -293,13 +312,32 @@ impl TokenActor {
         self.send(requests, ctx);
     }
 
-    /// Sends `requests` as one pipeline (one per request in a cluster) and
-    /// answers their waiters when the replies return.
+    /// Sends `requests`: the token writes on their own connection when they
+    /// have one, everything else on the shared one.
     fn send(&mut self, requests: Vec<(Vec<redis::Cmd>, Waiter)>, ctx: &mut Context<Self>) {
+        match self.conn.writes.clone() {
+            None => self.send_on(self.conn.all.clone(), requests, ctx),
+            Some(writes) => {
+                let (stores, others): (Vec<_>, Vec<_>) = requests
+                    .into_iter()
+                    .partition(|(_, waiter)| matches!(waiter, Waiter::Stored { .. }));
+                self.send_on(writes, stores, ctx);
+                self.send_on(self.conn.all.clone(), others, ctx);
+            }
+        }
+    }
+
+    /// Sends `requests` on `conn` as one pipeline (one per request in a
+    /// cluster) and answers their waiters when the replies return.
+    fn send_on(
+        &mut self,
+        conn: RedisLink,
+        requests: Vec<(Vec<redis::Cmd>, Waiter)>,
+        ctx: &mut Context<Self>,
+    ) {
         if requests.is_empty() {
             return;
         }
-        let conn = self.conn.clone();
         let timeout = self.settings.command_timeout;
         let (cmds, waiters): (Vec<_>, Vec<_>) = requests.into_iter().unzip();
         let replies = async move {
@@ -686,14 +724,14 @@ impl Handler<RevokeToken> for TokenActor {
     }
 }
 
-/// New settings (config reload), and a new connection when the Redis URL or
-/// timeout changed. Commands already batched or in flight finish with the
+/// New settings (config reload), and new connections when the Redis settings
+/// changed or `min_replicas_ack` turned on or off. Commands already batched or in flight finish with the
 /// old ones.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Reconfigure {
     pub settings: TokenSettings,
-    pub conn: Option<RedisLink>,
+    pub conn: Option<TokenLinks>,
 }
 
 impl Handler<Reconfigure> for TokenActor {
@@ -762,7 +800,7 @@ impl Handler<ProbeWrites> for TokenActor {
             cmds.push(self.wait_cmd());
         }
         let pipe = pipeline(cmds);
-        let conn = self.conn.clone();
+        let conn = self.conn.for_writes().clone();
         let timeout = self.settings.command_timeout;
         let probe = async move { conn.replies(&pipe, timeout).await };
         ctx.spawn(probe.into_actor(self).map(move |replies, actor, _ctx| {

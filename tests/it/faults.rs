@@ -255,3 +255,47 @@ async fn successful_logins_do_not_hide_failing_token_writes_from_health() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn logins_do_not_wait_behind_token_writes_that_wait_for_replicas() {
+    use status_server::proto::{GetChatServerReq, LoginReq};
+    let redis = RedisServer::start().await;
+    set_loads(&redis, &[("chat1", "0")]).await;
+    let () = redis
+        .query(redis::cmd("SET").arg("utoken_7").arg("seeded-token"))
+        .await;
+    // No replica will ever acknowledge: each token write holds its WAIT for 3 s.
+    let mut config = TestConfig::new(&redis, vec![ChatServerEntry::new("chat1", 8090)]);
+    config.min_replicas_ack = 1;
+    config.command_timeout_ms = 3000;
+    let server = TestServer::start(&config).await;
+    let client = server.client().await;
+
+    let mut placing = client.clone();
+    let placed =
+        tokio::spawn(async move { placing.get_chat_server(GetChatServerReq { uid: 8 }).await });
+    eventually("Redis to hold the token write's WAIT", || async {
+        let info: String = redis.query(redis::cmd("INFO").arg("clients")).await;
+        info.contains("blocked_clients:1").then_some(())
+    })
+    .await;
+    let login = client
+        .clone()
+        .login(LoginReq {
+            uid: 7,
+            token: "seeded-token".to_string(),
+        })
+        .await
+        .expect("Login answers")
+        .into_inner();
+    assert_eq!(login.error, 0);
+    assert!(
+        !placed.is_finished(),
+        "Login was answered only after the WAIT in front of it ended"
+    );
+    let refused = placed
+        .await
+        .expect("the GetChatServer task")
+        .expect_err("no replica acknowledged the token");
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+}
