@@ -12,12 +12,15 @@
 //! keeps to plaintext while the server under test, on `rediss://`, is sent to the TLS
 //! ports only.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::RangeInclusive;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use status_server::proto::status_service_client::StatusServiceClient;
+use status_server::proto::{GetChatServerReq, LoginReq};
 use tempfile::TempDir;
+use tonic::transport::Channel;
 
 use crate::eventually_ok;
 use crate::redis_node::{NodeProcess, RedisNode, data_node_args, parse_info};
@@ -183,6 +186,37 @@ impl RedisCluster {
             .find(|entry| entry.is_master() && entry.slots.iter().any(|r| r.contains(&slot)))
             .map(|entry| entry.port)
             .unwrap_or_else(|| panic!("no master serves slot {slot} (of key {key:?})"))
+    }
+
+    /// GetChatServer, then Login with its token, for uids 1-12 through `client`
+    /// (`how` names the path in failure messages): each token lands on the
+    /// master of its key, and the 12 keys reach every one of the 3 masters.
+    pub async fn places_and_logs_in_on_every_master(
+        &self,
+        client: &mut StatusServiceClient<Channel>,
+        how: &str,
+    ) {
+        let mut masters = HashSet::new();
+        for uid in 1..=12 {
+            let placed = client
+                .get_chat_server(GetChatServerReq { uid })
+                .await
+                .unwrap_or_else(|status| panic!("GetChatServer {how}: {status:?}"))
+                .into_inner();
+            let master = RedisNode::new(self.master_of_key(&format!("utoken_{uid}")).await);
+            assert_eq!(master.stored_token(uid).await, Some(placed.token.clone()));
+            masters.insert(master.port);
+            let login = client
+                .login(LoginReq {
+                    uid,
+                    token: placed.token,
+                })
+                .await
+                .unwrap_or_else(|status| panic!("Login {how}: {status:?}"))
+                .into_inner();
+            assert_eq!(login.error, 0);
+        }
+        assert_eq!(masters.len(), 3, "12 token keys hash to every master");
     }
 
     /// Kills the master on `port` with SIGKILL, noting its replicas for

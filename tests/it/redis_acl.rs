@@ -267,25 +267,7 @@ async fn in_a_cluster_the_user_needs_cluster_slots_too() {
     let location = format!("mode = \"cluster\"\nnodes = [{}]", nodes.join(", "));
     let server = TestServer::start(&TestConfig::located(location, chat1())).await;
     let mut client = server.client().await;
-    let mut masters = std::collections::HashSet::new();
-    for uid in 1..=12 {
-        let placed = client
-            .get_chat_server(GetChatServerReq { uid })
-            .await
-            .expect("GetChatServer as the ACL user")
-            .into_inner();
-        let master = RedisNode::new(cluster.master_of_key(&format!("utoken_{uid}")).await);
-        assert_eq!(master.stored_token(uid).await, Some(placed.token.clone()));
-        masters.insert(master.port);
-        let login = client
-            .login(LoginReq {
-                uid,
-                token: placed.token,
-            })
-            .await
-            .expect("Login as the ACL user")
-            .into_inner();
-        assert_eq!(login.error, 0);
-    }
-    assert_eq!(masters.len(), 3, "12 token keys hash to every master");
+    cluster
+        .places_and_logs_in_on_every_master(&mut client, "as the ACL user")
+        .await;
 }

@@ -2,7 +2,6 @@
 //! certificate for a Redis that asks for one, a foreign CA refused, CA files replaced by a
 //! reload, bad files refused at start; a cluster and a Sentinel set whose nodes speak TLS.
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use status_server::proto::status_service_client::StatusServiceClient;
@@ -220,27 +219,9 @@ async fn a_tls_cluster_serves_calls_on_every_master() {
     ))
     .await;
     let mut client = server.client().await;
-    let mut masters = HashSet::new();
-    for uid in 1..=12 {
-        let placed = client
-            .get_chat_server(GetChatServerReq { uid })
-            .await
-            .expect("GetChatServer through the TLS cluster")
-            .into_inner();
-        let master = RedisNode::new(cluster.master_of_key(&format!("utoken_{uid}")).await);
-        assert_eq!(master.stored_token(uid).await, Some(placed.token.clone()));
-        masters.insert(master.port);
-        let login = client
-            .login(LoginReq {
-                uid,
-                token: placed.token,
-            })
-            .await
-            .expect("Login through the TLS cluster")
-            .into_inner();
-        assert_eq!(login.error, 0);
-    }
-    assert_eq!(masters.len(), 3, "12 token keys hash to every master");
+    cluster
+        .places_and_logs_in_on_every_master(&mut client, "through the TLS cluster")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
