@@ -260,8 +260,8 @@ async fn a_batch_of_300_spreads_100_100_100_over_three_idle_servers() {
     assert_eq!(per_port, expected);
 }
 
-#[tokio::test]
-async fn a_batch_past_capacity_is_resource_exhausted_and_places_none() {
+/// One idle chat server with `max_connections = 10` and no polls to reset its count.
+async fn one_server_with_room_for_ten() -> (RedisServer, TestServer) {
     let redis = RedisServer::start().await;
     set_loads(&redis, &[("a", "0")]).await;
     let mut config = TestConfig::new(
@@ -270,6 +270,12 @@ async fn a_batch_past_capacity_is_resource_exhausted_and_places_none() {
     );
     config.poll_interval_ms = NO_POLLS_MS;
     let server = TestServer::start(&config).await;
+    (redis, server)
+}
+
+#[tokio::test]
+async fn a_batch_past_capacity_is_resource_exhausted_and_places_none() {
+    let (redis, server) = one_server_with_room_for_ten().await;
     let mut client = batch_client(&server).await;
 
     let status = get_servers(&mut client, (1..=11).collect())
@@ -291,14 +297,8 @@ async fn a_batch_past_capacity_is_resource_exhausted_and_places_none() {
 
 #[tokio::test]
 async fn each_batch_counts_once_in_the_request_metrics() {
-    let redis = RedisServer::start().await;
-    set_loads(&redis, &[("a", "0")]).await;
-    let mut config = TestConfig::new(
-        &redis,
-        vec![ChatServerEntry::new("a", 9001).max_connections(10)],
-    );
-    config.poll_interval_ms = NO_POLLS_MS;
-    let server = TestServer::start(&config).await;
+    // Kept alive to the end: the server needs its Redis.
+    let (_redis, server) = one_server_with_room_for_ten().await;
     let mut client = batch_client(&server).await;
 
     let full = get_servers(&mut client, (1..=11).collect()).await;
