@@ -23,6 +23,7 @@ mod health;
 mod http_api;
 mod http_endpoints;
 mod metrics;
+mod off_thread;
 pub mod redact;
 pub mod redis_tls;
 pub mod reload;

@@ -15,6 +15,7 @@ use rustls::{ClientConfig, RootCertStore};
 use status_actors::redis_link::{ClientPem, TlsPem};
 
 use crate::config::RedisTlsFiles;
+use crate::off_thread::read_off_thread;
 use crate::tls::{TlsError, certificates_in, private_key_in, provider, read};
 
 /// A `[redis]` TLS file that does not load: the key that names it, and why.
@@ -104,25 +105,17 @@ pub async fn read_files_off_thread(
         (None, Some(client)) => ("tls_cert", client.cert.clone()),
         (None, None) => return Ok(None),
     };
-    let failed = |why: String| RedisTlsError {
-        key,
-        error: TlsError {
-            file: first.clone(),
-            why,
-        },
-    };
-    let (tx, read) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("redis TLS files reader".to_string())
-        // The reload may have been given up: nobody to tell.
-        .spawn(move || drop(tx.send(read_files(&files))))
-        .map_err(|err| failed(format!("cannot read: no thread to read it on: {err}")))?;
-    match tokio::time::timeout(deadline, read).await {
-        Ok(Ok(read)) => read,
-        Ok(Err(_)) => Err(failed("cannot read: the reading thread failed".to_string())),
-        Err(_) => Err(failed(format!(
-            "cannot read: timed out reading after {} s",
-            deadline.as_secs()
-        ))),
-    }
+    read_off_thread("redis TLS files reader", deadline, move || {
+        read_files(&files)
+    })
+    .await
+    .unwrap_or_else(|failure| {
+        Err(RedisTlsError {
+            key,
+            error: TlsError {
+                file: first,
+                why: failure.to_string(),
+            },
+        })
+    })
 }

@@ -24,6 +24,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::TlsFiles;
+use crate::off_thread::read_off_thread;
 
 /// A TLS file that does not load, named with why.
 #[derive(Debug)]
@@ -208,28 +209,17 @@ impl TlsAcceptor {
         files: &TlsFiles,
         deadline: std::time::Duration,
     ) -> Result<(), TlsError> {
-        let failed = |why: String| TlsError {
-            file: files.cert.clone(),
-            why,
-        };
-        let (tx, loaded) = tokio::sync::oneshot::channel();
         let to_read = files.clone();
-        std::thread::Builder::new()
-            .name("TLS files reader".to_string())
-            // The reload may have been given up: nobody to tell.
-            .spawn(move || drop(tx.send(Configs::load(&to_read))))
-            .map_err(|err| failed(format!("cannot read: no thread to read it on: {err}")))?;
-        match tokio::time::timeout(deadline, loaded).await {
-            Ok(Ok(configs)) => {
-                self.configs.store(Arc::new(configs?));
-                Ok(())
-            }
-            Ok(Err(_)) => Err(failed("cannot read: the reading thread failed".to_string())),
-            Err(_) => Err(failed(format!(
-                "cannot read: timed out reading after {} s",
-                deadline.as_secs()
-            ))),
-        }
+        let configs = read_off_thread("TLS files reader", deadline, move || {
+            Configs::load(&to_read)
+        })
+        .await
+        .map_err(|failure| TlsError {
+            file: files.cert.clone(),
+            why: failure.to_string(),
+        })??;
+        self.configs.store(Arc::new(configs));
+        Ok(())
     }
 
     /// The acceptor for one new connection on `port`.

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{ConfigError, Settings};
+use crate::off_thread::read_off_thread;
 
 /// The largest config file read; real ones are a few KiB, even with hundreds of chat servers.
 pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
@@ -63,39 +64,15 @@ fn too_large(path: &Path) -> ConfigError {
 
 impl Settings {
     /// [`Settings::load`] on a thread of its own, given up after [`READ_DEADLINE`]: what a
-    /// reload uses, so that a slow file never holds the async threads. A read given up keeps
-    /// its thread until the file system answers; nothing waits for it, not even the exit
-    /// (tokio's blocking pool would hold the runtime's shutdown until the read returns).
+    /// reload uses, so that a slow file never holds the async threads (see
+    /// `crate::off_thread`).
     pub async fn load_off_thread(path: PathBuf) -> Result<Settings, ConfigError> {
         let shown = path.clone();
-        let (tx, read) = tokio::sync::oneshot::channel();
-        let spawned = std::thread::Builder::new()
-            .name("config reader".to_string())
-            .spawn(move || {
-                // The reload may have been given up: nobody to tell.
-                let _ = tx.send(Settings::load(&path));
-            });
-        if let Err(err) = spawned {
-            return Err(ConfigError::outside_contents(
-                &shown,
-                format!("cannot read: no thread to read it on: {err}"),
-            ));
-        }
-        match tokio::time::timeout(READ_DEADLINE, read).await {
-            Ok(Ok(loaded)) => loaded,
-            // The reading thread panicked.
-            Ok(Err(_)) => Err(ConfigError::outside_contents(
-                &shown,
-                "cannot read: the reading thread failed",
-            )),
-            Err(_) => Err(ConfigError::outside_contents(
-                &shown,
-                format!(
-                    "cannot read: timed out reading after {} s",
-                    READ_DEADLINE.as_secs()
-                ),
-            )),
-        }
+        read_off_thread("config reader", READ_DEADLINE, move || {
+            Settings::load(&path)
+        })
+        .await
+        .unwrap_or_else(|failure| Err(ConfigError::outside_contents(&shown, failure.to_string())))
     }
 }
 
