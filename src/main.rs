@@ -154,8 +154,8 @@ fn main() -> ExitCode {
         }
     };
 
-    let system = status_server::runtime::system(settings.server.threads);
-    match system.block_on(run(cli.config, settings)) {
+    let threads = settings.server.threads;
+    match status_server::runtime::block_on(threads, run(cli.config, settings)) {
         Ok(Exit::Drained) => ExitCode::from(server_exit::DRAINED),
         Ok(Exit::GraceExceeded | Exit::Forced) => ExitCode::from(server_exit::FAILURE),
         Err(err) => {

@@ -69,8 +69,8 @@ impl TestServer {
         std::thread::Builder::new()
             .name(format!("status-server {addr}"))
             .spawn(move || {
-                let system = status_server::runtime::system(settings.server.threads);
-                let exit = system.block_on(async move {
+                let threads = settings.server.threads;
+                let exit = status_server::runtime::block_on(threads, async move {
                     let server = Server::start(path, settings).await?;
                     server.serve(listeners, events).await
                 });
