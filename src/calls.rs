@@ -76,19 +76,10 @@ impl StatusCalls {
     /// GetChatServer(uid): a placement and its token, or why none.
     pub async fn get_chat_server(&self, uid: i32) -> Result<GetChatServerRsp, Refusal> {
         let started = Instant::now();
-        let placed = match self.registry.send(PlaceUser { uid }).await {
-            // The token write is awaited here, on the caller's task.
-            Ok(Ok(pending)) => Ok(pending.finish().await),
-            Ok(Err(err)) => Ok(Err(err)),
-            Err(mailbox) => Err(mailbox),
-        };
-        let (outcome, reply) = match placed {
-            Ok(placed) => placement_reply(placed),
-            Err(_mailbox) => (
-                Outcome::Unavailable,
-                Err(Refusal::Unavailable(SHUTTING_DOWN.to_string())),
-            ),
-        };
+        let (place, placed) = PlaceUser::new(uid);
+        self.registry.do_send(place);
+        // The token write is awaited here, on the caller's task.
+        let (outcome, reply) = placement_reply(placed.await);
         if outcome == Outcome::ResourceExhausted
             && let Some(metrics) = &self.metrics
         {

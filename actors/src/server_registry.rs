@@ -8,11 +8,14 @@
 //! one after another, their tokens sent as one pipeline.
 //! Operators drain servers through it (`SetDraining`).
 
-use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::SystemTime;
 
 use actix::prelude::*;
+use tokio::sync::oneshot;
 
 use crate::Shutdown;
 use crate::balance::LoadHash;
@@ -24,7 +27,7 @@ pub use crate::server_table::{
 };
 use crate::strategy::{StrategyKind, random_seed};
 use crate::token::token_prefix_for_log;
-use crate::token_actor::{IssueToken, IssueTokens, PendingReply, TokenActor};
+use crate::token_actor::{IssueToken, IssueTokens, TokenActor};
 
 /// Owns the balancing state; the only place it changes.
 pub struct ServerRegistry {
@@ -65,48 +68,76 @@ pub struct Placement {
 }
 
 /// Chooses a server for `uid` (the running strategy, among the servers that
-/// may take a user) and asks the token actor for its token. Answers at once with a [`PendingPlacement`] that the caller
-/// awaits on its own task (see [`PendingPlacement::finish`]).
+/// may take a user) and asks the token actor for its token. Sent with
+/// `do_send`; the placement arrives on the [`PendingPlacement`] the caller
+/// awaits on its own task, straight from the token actor once the write
+/// finished (or from here when no server may take the user): one reply per
+/// call, no answer in between.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<PendingPlacement, PlacementError>")]
+#[rtype(result = "()")]
 pub struct PlaceUser {
-    pub uid: i32,
+    uid: i32,
+    reply: oneshot::Sender<Result<Placement, PlacementError>>,
+}
+
+impl PlaceUser {
+    pub fn new(uid: i32) -> (PlaceUser, PendingPlacement) {
+        let (reply, placed) = oneshot::channel();
+        (PlaceUser { uid, reply }, PendingPlacement(placed))
+    }
 }
 
 impl Handler<PlaceUser> for ServerRegistry {
-    type Result = MessageResult<PlaceUser>;
+    type Result = ();
 
-    fn handle(&mut self, msg: PlaceUser, ctx: &mut Self::Context) -> Self::Result {
-        let server = match self.table.place(msg.uid) {
-            Ok(server) => server,
-            Err(err) => return MessageResult(Err(err)),
-        };
-        let (issue, pending) = self.token_request(msg.uid, server, ctx);
-        self.tokens.do_send(issue);
-        MessageResult(Ok(pending))
+    fn handle(&mut self, msg: PlaceUser, ctx: &mut Self::Context) {
+        match self.table.place(msg.uid) {
+            Ok(server) => {
+                let issue = self.token_request(msg.uid, server, msg.reply, ctx);
+                self.tokens.do_send(issue);
+            }
+            Err(err) => {
+                let _ = msg.reply.send(Err(err));
+            }
+        }
     }
 }
 
 impl ServerRegistry {
-    /// The token request of a user placed on `server`, and the placement
-    /// its caller awaits.
+    /// The token request of a user placed on `server`; `reply` gets the
+    /// placement once the write finished.
     fn token_request(
         &self,
         uid: i32,
         server: Arc<ChatServer>,
+        reply: oneshot::Sender<Result<Placement, PlacementError>>,
         ctx: &mut Context<Self>,
-    ) -> (IssueToken, PendingPlacement) {
+    ) -> IssueToken {
         let registry = ctx.address();
-        let settled = Arc::clone(&server);
-        // Settled by the token actor when the write finishes, on the actors'
-        // thread, even if the caller has gone away: load never leaks.
-        let (issue, token) = IssueToken::new(uid, move |stored| {
+        // Runs on the actors' thread when the write finishes, even if the
+        // caller has gone away: load never leaks.
+        IssueToken::new(uid, move |stored| {
             registry.do_send(Settle {
-                server: settled,
-                stored,
+                server: Arc::clone(&server),
+                stored: stored.is_ok(),
             });
-        });
-        (issue, PendingPlacement { uid, token, server })
+            let placed = match stored {
+                Ok(token) => {
+                    log::debug!(
+                        "uid {uid}: token {}... stored for {}",
+                        token_prefix_for_log(&token),
+                        server.name
+                    );
+                    Ok(Placement { server, token })
+                }
+                Err(failure) => {
+                    // Outages are logged once, by the token actor.
+                    log::debug!("uid {uid}: cannot store the login token: {failure}");
+                    Err(PlacementError::Token(failure))
+                }
+            };
+            let _ = reply.send(placed);
+        })
     }
 }
 
@@ -135,9 +166,9 @@ impl Handler<PlaceUsers> for ServerRegistry {
             .iter()
             .zip(placed)
             .map(|(&uid, server)| {
-                let (issue, pending) = self.token_request(uid, server?, ctx);
-                issues.push(issue);
-                Some(pending)
+                let (reply, placed) = oneshot::channel();
+                issues.push(self.token_request(uid, server?, reply, ctx));
+                Some(PendingPlacement(placed))
             })
             .collect();
         if !issues.is_empty() {
@@ -147,41 +178,19 @@ impl Handler<PlaceUsers> for ServerRegistry {
     }
 }
 
-/// A placement whose token is being stored.
-pub struct PendingPlacement {
-    uid: i32,
-    token: PendingReply<String>,
-    server: Arc<ChatServer>,
-}
+/// A placement being made: awaits the token write, or why there is no
+/// placement.
+#[derive(Debug)]
+pub struct PendingPlacement(oneshot::Receiver<Result<Placement, PlacementError>>);
 
-impl fmt::Debug for PendingPlacement {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PendingPlacement")
-            .field("uid", &self.uid)
-            .field("server", &self.server.name)
-            .finish()
-    }
-}
+impl Future for PendingPlacement {
+    type Output = Result<Placement, PlacementError>;
 
-impl PendingPlacement {
-    /// Waits for the token write.
-    pub async fn finish(self) -> Result<Placement, PlacementError> {
-        let PendingPlacement { uid, token, server } = self;
-        match token.await {
-            Ok(token) => {
-                log::debug!(
-                    "uid {uid}: token {}... stored for {}",
-                    token_prefix_for_log(&token),
-                    server.name
-                );
-                Ok(Placement { server, token })
-            }
-            Err(failure) => {
-                // Outages are logged once, by the token actor.
-                log::debug!("uid {uid}: cannot store the login token: {failure}");
-                Err(PlacementError::Token(failure))
-            }
-        }
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|placed| {
+            // Dropped unanswered: the registry stopped before it placed the user.
+            placed.unwrap_or(Err(PlacementError::Stopped))
+        })
     }
 }
 
@@ -307,5 +316,75 @@ impl Handler<Shutdown> for ServerRegistry {
 
     fn handle(&mut self, _msg: Shutdown, ctx: &mut Self::Context) {
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::redis_link::{LinkSettings, RedisLink, Topology};
+    use crate::token_actor::{TokenLinks, TokenSettings};
+
+    /// A token actor whose link is never used: opened lazily, no command sent.
+    fn idle_token_actor() -> Addr<TokenActor> {
+        let link = RedisLink::open(&LinkSettings {
+            topology: Topology::Standalone {
+                url: "redis://127.0.0.1:1".to_string(),
+            },
+            password: None,
+            command_timeout: Duration::from_secs(1),
+            tls: None,
+        })
+        .expect("a well-formed URL");
+        let settings = TokenSettings {
+            prefix: "utoken_".to_string(),
+            ttl_secs: 0,
+            command_timeout: Duration::from_secs(1),
+            min_replicas_ack: 0,
+        };
+        TokenActor::new(
+            TokenLinks {
+                all: link,
+                writes: None,
+            },
+            settings,
+        )
+        .start()
+    }
+
+    #[actix_rt::test]
+    async fn a_placement_the_stopped_registry_never_saw_answers_shutting_down() {
+        let registry = ServerRegistry::new(
+            Vec::new(),
+            idle_token_actor(),
+            false,
+            StrategyKind::default(),
+        )
+        .start();
+        registry
+            .send(Shutdown)
+            .await
+            .expect("the registry is running");
+        // Its mailbox closes once it has stopped.
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while registry.connected() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the registry stops");
+
+        let (place, placed) = PlaceUser::new(7);
+        registry.do_send(place);
+        let placed = tokio::time::timeout(Duration::from_secs(10), placed)
+            .await
+            .expect("the caller is answered, not left waiting");
+        assert!(matches!(placed, Err(PlacementError::Stopped)), "{placed:?}");
+        assert_eq!(
+            PlacementError::Stopped.to_string(),
+            "the server is shutting down"
+        );
     }
 }

@@ -155,6 +155,9 @@ pub enum PlacementError {
     NoServerChoosable(Vec<String>),
     /// The token could not be stored (or the token actor stopped).
     Token(RedisFailure),
+    /// The registry stopped before it placed the user: the server is
+    /// shutting down.
+    Stopped,
 }
 
 impl fmt::Display for PlacementError {
@@ -174,6 +177,7 @@ impl fmt::Display for PlacementError {
                 reasons.join("; ")
             ),
             PlacementError::Token(failure) => write!(f, "cannot store the login token: {failure}"),
+            PlacementError::Stopped => write!(f, "the server is shutting down"),
         }
     }
 }

@@ -38,9 +38,11 @@
 //! that the token is not valid (1010), the reply counts as an answer, never toward an
 //! outage, and the first such reply is logged once.
 //!
-//! Requests are fire-and-forget messages carrying their reply channel: the
-//! requester awaits a [`PendingReply`] on its own task, so no future per
-//! request runs on the actors' thread and the answer wakes the requester
+//! Requests are fire-and-forget messages carrying where their answer goes: a
+//! reply channel whose [`PendingReply`] the requester awaits on its own task,
+//! or, for a token write, the requester's hook ([`IssueToken`]: the registry
+//! settles the placement and answers its caller from it). No future per
+//! request runs on the actors' thread, and the answer wakes the caller
 //! directly.
 
 use std::future::Future;
@@ -80,12 +82,11 @@ pub struct TokenSettings {
 
 /// Where the replies to one request's commands go.
 enum Waiter {
-    /// A `SET` (and, when `replicas > 0`, a `WAIT replicas`): answers the
-    /// token it stored, and tells `on_done` first.
+    /// A `SET` (and, when `replicas > 0`, a `WAIT replicas`): tells
+    /// `on_done` the token it stored, or why not.
     Stored {
         token: String,
         replicas: u64,
-        reply: oneshot::Sender<Result<String, RedisFailure>>,
         on_done: OnStored,
     },
     /// A `GET`: answers how the stored token compares with `presented`.
@@ -108,13 +109,11 @@ impl Waiter {
             Waiter::Stored {
                 token,
                 replicas,
-                reply: tx,
                 on_done,
             } => {
                 let stored = replies.and_then(|replies| acknowledged(&replies, replicas));
                 let ok = stored.is_ok();
-                on_done.call(ok);
-                let _ = tx.send(stored.map(|()| token));
+                on_done.call(stored.map(|()| token));
                 Some(ok)
             }
             Waiter::Checked {
@@ -188,15 +187,18 @@ impl<T> Future for PendingReply<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut self.0).poll(cx).map(|answer| {
-            answer.unwrap_or_else(|_| {
-                // The request was dropped unanswered: the actor stopped.
-                Err(RedisFailure::Command(redis::RedisError::from((
-                    redis::ErrorKind::Client,
-                    "token actor stopped",
-                ))))
-            })
+            // The request was dropped unanswered: the actor stopped.
+            answer.unwrap_or_else(|_| Err(stopped()))
         })
     }
+}
+
+/// The answer to a request the actor dropped unanswered: it stopped.
+fn stopped() -> RedisFailure {
+    RedisFailure::Command(redis::RedisError::from((
+        redis::ErrorKind::Client,
+        "token actor stopped",
+    )))
 }
 
 /// A request message and the reply its sender awaits.
@@ -291,7 +293,13 @@ impl TokenActor {
     }
 
     fn key(&self, uid: i32) -> String {
-        format!("{}{}", self.settings.prefix, uid)
+        // Built by hand: `format!` costs several times more, once per call.
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(uid);
+        let mut key = String::with_capacity(self.settings.prefix.len() + digits.len());
+        key.push_str(&self.settings.prefix);
+        key.push_str(digits);
+        key
     }
 
     /// Adds a request to the batch; the first one schedules the flush, which
@@ -332,13 +340,28 @@ impl TokenActor {
     fn send_on(
         &mut self,
         conn: RedisLink,
-        requests: Vec<(Vec<redis::Cmd>, Waiter)>,
+        mut requests: Vec<(Vec<redis::Cmd>, Waiter)>,
         ctx: &mut Context<Self>,
     ) {
         if requests.is_empty() {
             return;
         }
         let timeout = self.settings.command_timeout;
+        if requests.len() == 1
+            && let Some((cmds, waiter)) = requests.pop()
+        {
+            // One request, the usual batch below about 16 calls in flight: its
+            // own pipeline, without the batch's splitting and joining.
+            let pipe = pipeline(cmds);
+            let replies = async move { conn.replies(&pipe, timeout).await };
+            ctx.spawn(replies.into_actor(self).map(move |replies, actor, _ctx| {
+                actor.note_outcome(std::slice::from_ref(&replies));
+                if let Some(stored) = waiter.answer(all_succeeded(replies)) {
+                    actor.note_writes(&[stored]);
+                }
+            }));
+            return;
+        }
         let (cmds, waiters): (Vec<_>, Vec<_>) = requests.into_iter().unzip();
         let replies = async move {
             if conn.one_key_per_pipeline() {
@@ -515,13 +538,17 @@ impl Handler<Flush> for TokenActor {
     }
 }
 
-/// Runs on the actor's thread when a token write has finished (`true`:
-/// stored), exactly once: if the write is dropped unanswered (the actor
-/// stopped), it runs with `false`.
-pub struct OnStored(Option<Box<dyn FnOnce(bool) + Send>>);
+/// What a finished token write is for: the stored token, or why there is
+/// none.
+pub type Stored = Result<String, RedisFailure>;
+
+/// Runs on the actor's thread when a token write has finished, exactly once:
+/// if the write is dropped unanswered (the actor stopped), it runs with that
+/// failure.
+pub struct OnStored(Option<Box<dyn FnOnce(Stored) + Send>>);
 
 impl OnStored {
-    fn call(mut self, stored: bool) {
+    fn call(mut self, stored: Stored) {
         if let Some(hook) = self.0.take() {
             hook(stored);
         }
@@ -531,7 +558,7 @@ impl OnStored {
 impl Drop for OnStored {
     fn drop(&mut self) {
         if let Some(hook) = self.0.take() {
-            hook(false);
+            hook(Err(stopped()));
         }
     }
 }
@@ -543,28 +570,22 @@ impl std::fmt::Debug for OnStored {
 }
 
 /// Mints a token for `uid` and stores it, replacing any earlier one. Sent
-/// with `do_send`; the stored token arrives on the [`PendingReply`], and
-/// `on_done` learns the outcome on the actor's thread (so the registry hears
-/// of it without a hop through the requester's thread).
+/// with `do_send`; `on_done` gets the stored token (or the failure) on the
+/// actor's thread, so the one who asked (the registry) settles the placement
+/// and answers its caller without another hop.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct IssueToken {
     uid: i32,
-    reply: oneshot::Sender<Result<String, RedisFailure>>,
     on_done: OnStored,
 }
 
 impl IssueToken {
-    pub fn new(
-        uid: i32,
-        on_done: impl FnOnce(bool) + Send + 'static,
-    ) -> (IssueToken, PendingReply<String>) {
-        let on_done = OnStored(Some(Box::new(on_done)));
-        request(|reply| IssueToken {
+    pub fn new(uid: i32, on_done: impl FnOnce(Stored) + Send + 'static) -> IssueToken {
+        IssueToken {
             uid,
-            reply,
-            on_done,
-        })
+            on_done: OnStored(Some(Box::new(on_done))),
+        }
     }
 }
 
@@ -573,8 +594,10 @@ impl TokenActor {
     /// `WAIT` when replicas must acknowledge), and their waiter.
     fn store_request(&self, msg: IssueToken) -> (Vec<redis::Cmd>, Waiter) {
         let token = mint_token();
-        let mut set = redis::cmd("SET");
-        set.arg(self.key(msg.uid)).arg(&token);
+        let key = self.key(msg.uid);
+        // Sized at once: the command's buffers would otherwise grow with each argument.
+        let mut set = redis::Cmd::with_capacity(5, 3 + key.len() + token.len() + 2 + 20);
+        set.arg("SET").arg(key).arg(&token);
         if self.settings.ttl_secs > 0 {
             set.arg("EX").arg(self.settings.ttl_secs);
         }
@@ -586,7 +609,6 @@ impl TokenActor {
         let waiter = Waiter::Stored {
             token,
             replicas,
-            reply: msg.reply,
             on_done: msg.on_done,
         };
         (cmds, waiter)

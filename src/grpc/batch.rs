@@ -82,7 +82,7 @@ impl BatchService {
         // Every token write is awaited here, on this task.
         let finished = join_all(pending.into_iter().map(|item| async move {
             match item {
-                Some(placement) => Some(placement.finish().await),
+                Some(placement) => Some(placement.await),
                 None => None,
             }
         }))
