@@ -350,10 +350,15 @@ impl TokenActor {
         if requests.len() == 1
             && let Some((cmds, waiter)) = requests.pop()
         {
-            // One request, the usual batch below about 16 calls in flight: its
-            // own pipeline, without the batch's splitting and joining.
-            let pipe = pipeline(cmds);
-            let replies = async move { conn.replies(&pipe, timeout).await };
+            // One request, the usual batch below about 16 calls in flight:
+            // sent alone (one command: not even as a pipeline), without the
+            // batch's splitting and joining.
+            let replies = async move {
+                match <[redis::Cmd; 1]>::try_from(cmds) {
+                    Ok([cmd]) => conn.reply(&cmd, timeout).await,
+                    Err(cmds) => conn.replies(&pipeline(cmds), timeout).await,
+                }
+            };
             ctx.spawn(replies.into_actor(self).map(move |replies, actor, _ctx| {
                 actor.note_outcome(std::slice::from_ref(&replies));
                 if let Some(stored) = waiter.answer(all_succeeded(replies)) {
