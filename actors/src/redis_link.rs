@@ -244,7 +244,8 @@ impl RedisLink {
     }
 
     /// Sends `pipe` in one round trip and decodes the reply as `T`, under
-    /// `deadline` (see [`RedisLink::round_trip`]).
+    /// `deadline`; a failure a failover explains asks for a new master or
+    /// cluster connection.
     pub async fn query<T: FromRedisValue>(
         &self,
         pipe: &Pipeline,
@@ -290,7 +291,8 @@ impl RedisLink {
     }
 
     /// Sends `pipe` (whose commands keep their own errors) and returns each
-    /// command's reply (see [`RedisLink::checked`]).
+    /// command's reply; a READONLY reply (a demoted master) counts as a
+    /// failure that a failover explains.
     pub async fn replies(
         &self,
         pipe: &Pipeline,

@@ -689,8 +689,8 @@ impl Handler<CheckToken> for TokenActor {
 }
 
 /// The token writes of one batch call (`statusbatch.v1.Batch/GetChatServers`):
-/// each answers on its own [`PendingReply`] as an [`IssueToken`] would, but
-/// they travel together in one pipeline of their own, never split.
+/// each tells its own hook as an [`IssueToken`] would, but they travel
+/// together in one pipeline of their own, never split.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct IssueTokens(pub Vec<IssueToken>);
