@@ -172,7 +172,10 @@ pub(crate) fn lazy_manager(
 ) -> RedisResult<ConnectionManager> {
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(command_timeout))
-        .set_response_timeout(Some(command_timeout))
+        // No response timeout of its own: every call through a `RedisLink` runs under the
+        // command deadline already (`with_deadline`, which also covers waiting for a
+        // reconnect), and a second timer per command costs about 400 instructions.
+        .set_response_timeout(None)
         // No background retry loop: the next command (at the latest the next
         // poll) starts a fresh attempt, so recovery follows Redis within one
         // poll interval and no request waits on a stale backoff.
