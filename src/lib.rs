@@ -22,6 +22,7 @@ mod grpc;
 mod health;
 mod http_api;
 mod http_endpoints;
+pub mod log_writer;
 mod metrics;
 mod off_thread;
 pub mod redact;

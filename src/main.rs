@@ -8,10 +8,12 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use status_server::config::Settings;
 use status_server::contract::server_exit;
+use status_server::log_writer::{self, LogFlush};
 use status_server::server::{Control, Exit, Listeners, Server, StartError};
 use tokio::sync::mpsc;
 
@@ -84,9 +86,16 @@ enum LogFormat {
     Json,
 }
 
-fn init_logging(format: LogFormat) {
+/// Sets up the log: to stderr through the log writer's thread (see
+/// `status_server::log_writer`), so that a stalled stderr never stalls calls. Returns what
+/// waits for the queued lines at exit.
+fn init_logging(format: LogFormat) -> Option<LogFlush> {
     let mut builder =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    let flush = log_writer::spawn().map(|(queue, flush)| {
+        builder.target(env_logger::Target::Pipe(Box::new(queue)));
+        flush
+    });
     if let LogFormat::Json = format {
         builder.format(|buf, record| {
             let line = serde_json::json!({
@@ -99,6 +108,7 @@ fn init_logging(format: LogFormat) {
         });
     }
     builder.init();
+    flush
 }
 
 /// Why the process could not run.
@@ -141,27 +151,37 @@ async fn run(config: PathBuf, settings: Settings) -> Result<Exit, RunError> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
-    // One crypto provider in the process, whoever asks rustls for the default.
-    status_server::tls::install_default_provider();
-
-    let settings = match Settings::load(&cli.config) {
-        Ok(settings) => settings,
+    let log = init_logging(cli.log_format);
+    let outcome = run_main(cli);
+    // The log's last lines first, then the error: in the order they happened.
+    if let Some(log) = log {
+        log.flush(LOG_FLUSH_DEADLINE);
+    }
+    match outcome {
+        Ok(code) => code,
         Err(err) => {
             // Straight to stderr: visible whatever RUST_LOG says.
             eprintln!("status-server: error: {err}");
-            return ExitCode::from(server_exit::FAILURE);
-        }
-    };
-
-    let threads = settings.server.threads;
-    match status_server::runtime::block_on(threads, run(cli.config, settings)) {
-        Ok(Exit::Drained) => ExitCode::from(server_exit::DRAINED),
-        Ok(Exit::GraceExceeded | Exit::Forced) => ExitCode::from(server_exit::FAILURE),
-        Err(err) => {
-            eprintln!("status-server: error: {err}");
             ExitCode::from(server_exit::FAILURE)
         }
+    }
+}
+
+/// Longest the exit waits for queued log lines to reach stderr.
+const LOG_FLUSH_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Loads the config and serves until stopped: the exit code, or why the server could not
+/// run.
+fn run_main(cli: Cli) -> Result<ExitCode, String> {
+    // One crypto provider in the process, whoever asks rustls for the default.
+    status_server::tls::install_default_provider();
+
+    let settings = Settings::load(&cli.config).map_err(|err| err.to_string())?;
+    let threads = settings.server.threads;
+    match status_server::runtime::block_on(threads, run(cli.config, settings)) {
+        Ok(Exit::Drained) => Ok(ExitCode::from(server_exit::DRAINED)),
+        Ok(Exit::GraceExceeded | Exit::Forced) => Ok(ExitCode::from(server_exit::FAILURE)),
+        Err(err) => Err(err.to_string()),
     }
 }
 

@@ -43,6 +43,8 @@ pub struct ServerProcess {
     pub metrics_addr: Option<SocketAddr>,
     /// Every log line arrives here (stderr, read by a thread).
     log_lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    /// Stops (`true`) and resumes (`false`) the thread that reads stderr.
+    stderr_stalled: std::sync::mpsc::Sender<bool>,
     pub log: Vec<String>,
 }
 
@@ -114,10 +116,15 @@ impl ServerProcess {
             .expect("spawning status-server");
         let stderr = child.stderr.take().expect("stderr was piped");
         let (tx, log_lines) = tokio::sync::mpsc::unbounded_channel();
+        let (stderr_stalled, stall) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if tx.send(line).is_err() {
                     break;
+                }
+                // Stalled: read nothing until resumed (or the test ends).
+                while let Ok(true) = stall.try_recv() {
+                    while let Ok(true) = stall.recv() {}
                 }
             }
         });
@@ -129,6 +136,7 @@ impl ServerProcess {
             admin_addr: None,
             metrics_addr: None,
             log_lines,
+            stderr_stalled,
             log: Vec::new(),
         };
         let line = server.wait_for_log("listening on").await;
@@ -189,6 +197,17 @@ impl ServerProcess {
                 ),
             }
         }
+    }
+
+    /// Stops reading the process's stderr (after at most one more line), as a stalled log
+    /// collector would: once the pipe's buffer is full, the process's writes to stderr block.
+    pub fn stall_stderr(&self) {
+        let _ = self.stderr_stalled.send(true);
+    }
+
+    /// Reads stderr again after [`ServerProcess::stall_stderr`].
+    pub fn resume_stderr(&self) {
+        let _ = self.stderr_stalled.send(false);
     }
 
     /// Every log line the process wrote until it exited (call after `wait_exit`).

@@ -342,3 +342,41 @@ async fn second_signal_while_draining_exits_at_once() {
     );
     let _ = sleeper.await;
 }
+
+/// A server whose stderr nobody reads (a log collector that stalled) goes on answering:
+/// its log lines wait in a queue of their own instead of blocking the serving thread on a
+/// full pipe, and they all come out once stderr is read again.
+#[tokio::test]
+async fn a_stalled_stderr_does_not_stall_calls() {
+    let redis = RedisServer::start().await;
+    set_loads(&redis, &[("chat1", "0")]).await;
+    let config = TestConfig::new(&redis, vec![ChatServerEntry::new("chat1", 8090)]);
+    // RUST_LOG=debug: two lines per GetChatServer, so the calls below write several times
+    // what a pipe holds (64 KiB on Linux), and far less than the writer's queue (4 MiB).
+    let mut server = ServerProcess::start(&config).await;
+    let mut client = server.client().await;
+    server.stall_stderr();
+    const CALLS: i32 = 3000;
+    for uid in 1..=CALLS {
+        let call = client.get_chat_server(GetChatServerReq { uid });
+        let rsp = tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .unwrap_or_else(|_| panic!("call {uid} did not finish while stderr is stalled"))
+            .unwrap_or_else(|status| panic!("call {uid}: {status:?}"))
+            .into_inner();
+        assert_eq!(rsp.error, 0, "call {uid}");
+    }
+    server.resume_stderr();
+    // Nothing lost: the last call's lines come out once stderr flows again.
+    server.wait_for_log(&format!("uid {CALLS}: token")).await;
+    assert!(
+        !server
+            .log
+            .iter()
+            .any(|line| line.contains("log lines were dropped")),
+        "{} lines were queued, none should be dropped",
+        server.log.len()
+    );
+    server.signal("TERM");
+    assert_eq!(server.wait_exit().await.code(), Some(0));
+}
