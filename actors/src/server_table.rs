@@ -27,6 +27,7 @@
 //! assignments keep adding up, and the probes alone decide who is alive,
 //! until the hash exists again (docs/contract.md §5).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -111,6 +112,23 @@ impl ServerEntry {
             availability: self.availability(),
         }
     }
+}
+
+/// How the strategy sees `entry`: its load if it may take a user, and its weight.
+fn candidate_of(entry: &ServerEntry) -> Candidate {
+    Candidate {
+        load: entry.availability().choosable_load(),
+        weight: entry.server.policy.weight,
+    }
+}
+
+/// Each server's place in `servers`, by name (names are unique: the config says so).
+fn index_of(servers: &[ServerEntry]) -> HashMap<String, usize> {
+    servers
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| (entry.server.name.clone(), i))
+        .collect()
 }
 
 /// Takes one field of a poll that found the hash: its count replaces the
@@ -281,9 +299,17 @@ pub struct ServerTable {
     /// Which strategy runs (`balancer.strategy`), and its state.
     strategy_kind: StrategyKind,
     strategy: Box<dyn Strategy>,
-    /// Each server as the strategy sees it, refilled for every placement
-    /// (kept to reuse its allocation).
+    /// Each server as the strategy sees it, index for index with `servers`,
+    /// while `candidates_fresh`. A placement or a settle updates its one
+    /// server here; what changes many servers at once (a poll, probes, a
+    /// reload) marks it stale, and the next placement refills it. Refilling
+    /// it for every placement cost 2.7 us per call with 1000 servers.
     candidates: Vec<Candidate>,
+    candidates_fresh: bool,
+    /// Where each server is in `servers`, by name: settles, polls and probes
+    /// name their server, and a scan of 1000 names per settle cost more than
+    /// the choice itself.
+    index: HashMap<String, usize>,
 }
 
 impl ServerTable {
@@ -296,11 +322,13 @@ impl ServerTable {
         strategy: StrategyKind,
         seed: u64,
     ) -> ServerTable {
+        let servers: Vec<ServerEntry> = servers
+            .into_iter()
+            .map(|server| ServerEntry::new(server, probing))
+            .collect();
         ServerTable {
-            servers: servers
-                .into_iter()
-                .map(|server| ServerEntry::new(server, probing))
-                .collect(),
+            index: index_of(&servers),
+            servers,
             probing,
             last_poll: None,
             load_hash_present: true,
@@ -308,13 +336,25 @@ impl ServerTable {
             strategy_kind: strategy,
             strategy: strategy.build(seed),
             candidates: Vec::new(),
+            candidates_fresh: false,
         }
     }
 
     fn entry_mut(&mut self, name: &str) -> Option<&mut ServerEntry> {
-        self.servers
-            .iter_mut()
-            .find(|entry| entry.server.name == name)
+        // Many servers change: the candidates are refilled at the next placement.
+        self.candidates_fresh = false;
+        let i = *self.index.get(name)?;
+        self.servers.get_mut(i)
+    }
+
+    /// Server `i` changed: its candidate follows (when the list is fresh).
+    fn refresh_candidate(&mut self, i: usize) {
+        if self.candidates_fresh
+            && let (Some(candidate), Some(entry)) =
+                (self.candidates.get_mut(i), self.servers.get(i))
+        {
+            *candidate = candidate_of(entry);
+        }
     }
 
     /// Lets the strategy choose a server for `uid` among those that may
@@ -324,12 +364,12 @@ impl ServerTable {
         if uid <= 0 {
             return Err(PlacementError::InvalidUid);
         }
-        self.candidates.clear();
-        self.candidates
-            .extend(self.servers.iter().map(|entry| Candidate {
-                load: entry.availability().choosable_load(),
-                weight: entry.server.policy.weight,
-            }));
+        if !self.candidates_fresh {
+            self.candidates.clear();
+            self.candidates
+                .extend(self.servers.iter().map(candidate_of));
+            self.candidates_fresh = true;
+        }
         let Some(index) = self.strategy.choose(&self.candidates) else {
             return Err(self.refusal());
         };
@@ -349,7 +389,9 @@ impl ServerTable {
             entry.load.in_flight,
         );
         entry.load.in_flight += 1;
-        Ok(Arc::clone(&entry.server))
+        let server = Arc::clone(&entry.server);
+        self.refresh_candidate(index);
+        Ok(server)
     }
 
     /// Places every uid of one batch call (docs/contract.md §9) one after
@@ -432,12 +474,15 @@ impl ServerTable {
     /// turns the placement into an assignment, otherwise it is just released.
     pub fn settle(&mut self, name: &str, stored: bool) {
         // The server may have left the table meanwhile; then nothing to count.
-        if let Some(entry) = self.entry_mut(name) {
-            entry.load.in_flight = entry.load.in_flight.saturating_sub(1);
-            if stored {
-                entry.load.assigned_since_poll += 1;
-            }
+        let Some(&i) = self.index.get(name) else {
+            return;
+        };
+        let entry = &mut self.servers[i];
+        entry.load.in_flight = entry.load.in_flight.saturating_sub(1);
+        if stored {
+            entry.load.assigned_since_poll += 1;
         }
+        self.refresh_candidate(i);
     }
 
     /// Applies a successful poll read at `now`. While the hash exists, the
@@ -460,6 +505,7 @@ impl ServerTable {
                 }
             }
         } else {
+            self.candidates_fresh = false;
             for entry in &mut self.servers {
                 entry.load.polled.get_or_insert(0);
             }
@@ -540,6 +586,7 @@ impl ServerTable {
         seed: u64,
     ) {
         let mut old = std::mem::take(&mut self.servers);
+        self.candidates_fresh = false;
         let was_probing = std::mem::replace(&mut self.probing, probing);
         for server in servers {
             let kept = old
@@ -580,6 +627,7 @@ impl ServerTable {
             };
             self.servers.push(entry);
         }
+        self.index = index_of(&self.servers);
         for gone in old {
             if gone.drained_by_admin {
                 log::info!(

@@ -794,3 +794,80 @@ fn a_batch_without_a_poll_is_refused_whole_but_invalid_uids_alone_are_not() {
     let placed = table.place_all(&[0, -1]).expect("no uid needs a server");
     assert_eq!(placed, [None, None]);
 }
+
+/// The candidates a placement chooses among are kept between placements: after any mix
+/// of placements, settles, polls, probes, drains and reloads they must be what a fresh
+/// look at every server gives, so no choice is made on a stale load.
+#[test]
+fn kept_candidates_always_match_the_servers() {
+    let names = ["a", "b", "c", "d", "e"];
+    let config = |max: u64| -> Vec<ChatServer> {
+        names
+            .iter()
+            .zip(1..)
+            .map(|(&name, port)| {
+                let mut s = server(name, port);
+                s.policy.max_connections = if name == "c" { max } else { 0 };
+                s
+            })
+            .collect()
+    };
+    let mut table = ServerTable::new(config(0), true, StrategyKind::default(), SEED);
+    let mut placed: Vec<Arc<ChatServer>> = Vec::new();
+    // xorshift: a fixed, varied sequence of steps without a dependency.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let mut checked = 0;
+    for step in 0..5000 {
+        let name = names[next(names.len() as u64) as usize];
+        match next(8) {
+            0..=2 => {
+                if let Ok(server) = table.place(1 + step) {
+                    placed.push(server);
+                }
+            }
+            3 | 4 => {
+                if !placed.is_empty() {
+                    let server = placed.swap_remove(next(placed.len() as u64) as usize);
+                    table.settle(&server.name, next(2) == 0);
+                }
+            }
+            5 => {
+                let loads: Vec<(&str, u64)> = names.iter().map(|&name| (name, next(20))).collect();
+                table.apply_loads(counts(&loads), at(step as u64));
+            }
+            6 => {
+                let reachable = names
+                    .iter()
+                    .map(|&name| (name.to_string(), next(4) != 0))
+                    .collect();
+                table.apply_probes(reachable, at(step as u64));
+            }
+            _ => match next(3) {
+                0 => {
+                    table
+                        .set_draining(name, next(2) == 0)
+                        .expect("a configured server");
+                }
+                1 => table.apply_loads(vanished(&names), at(step as u64)),
+                _ => table.replace_servers(
+                    config(next(30)),
+                    next(3) != 0,
+                    StrategyKind::default(),
+                    SEED,
+                ),
+            },
+        }
+        if table.candidates_fresh {
+            let fresh: Vec<Candidate> = table.servers.iter().map(candidate_of).collect();
+            assert_eq!(table.candidates, fresh, "after step {step}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 1000, "the kept list was checked {checked} times");
+}
