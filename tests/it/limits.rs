@@ -151,24 +151,10 @@ async fn connections_past_the_cap_are_closed_at_once_and_the_open_ones_served() 
         .get_chat_server(GetChatServerReq { uid: 1 })
         .await
         .expect("the first client is served");
-    let mut silent = Vec::new();
-    for _ in 0..19 {
-        silent.push(
-            tokio::net::TcpStream::connect(server.addr)
-                .await
-                .expect("connect"),
-        );
-    }
+    let silent = silent_connections(server.addr, 19).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let mut extra = tokio::net::TcpStream::connect(server.addr)
-        .await
-        .expect("the kernel accepts; the server closes it");
-    let mut buf = [0u8; 1];
-    let read = tokio::time::timeout(Duration::from_secs(2), extra.read(&mut buf))
-        .await
-        .expect("closed at once, not left hanging");
-    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    closed_at_once(server.addr, Duration::from_secs(2)).await;
 
     let started = Instant::now();
     client
@@ -179,6 +165,28 @@ async fn connections_past_the_cap_are_closed_at_once_and_the_open_ones_served() 
     drop(silent);
     tokio::time::sleep(Duration::from_millis(300)).await;
     fresh_call(&server).await;
+}
+
+/// `n` connections to `addr` that never say a word.
+async fn silent_connections(addr: std::net::SocketAddr, n: usize) -> Vec<tokio::net::TcpStream> {
+    let mut silent = Vec::with_capacity(n);
+    for _ in 0..n {
+        silent.push(tokio::net::TcpStream::connect(addr).await.expect("connect"));
+    }
+    silent
+}
+
+/// One more connection to `addr`, past its cap: the kernel accepts it, the server closes it
+/// within `within` instead of leaving it open.
+async fn closed_at_once(addr: std::net::SocketAddr, within: Duration) {
+    let mut extra = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("the kernel accepts; the server closes it");
+    let mut buf = [0u8; 1];
+    let read = tokio::time::timeout(within, extra.read(&mut buf))
+        .await
+        .expect("past the cap a connection is closed at once, not left open");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
 }
 
 /// A config with `listen` only (no Admin, no HTTP/JSON port), for the open-file tests.
@@ -234,23 +242,9 @@ async fn a_low_open_file_limit_lowers_the_cap_and_says_so() {
         .get_chat_server(GetChatServerReq { uid: 1 })
         .await
         .expect("the first client is served");
-    let mut silent = Vec::new();
-    for _ in 1..cap {
-        silent.push(
-            tokio::net::TcpStream::connect(server.addr)
-                .await
-                .expect("connect"),
-        );
-    }
+    let mut silent = silent_connections(server.addr, cap - 1).await;
     // Accepted in order: once this one is closed, every one before it holds a slot.
-    let mut extra = tokio::net::TcpStream::connect(server.addr)
-        .await
-        .expect("the kernel accepts; the server closes it");
-    let mut buf = [0u8; 1];
-    let read = tokio::time::timeout(testkit::WAIT, extra.read(&mut buf))
-        .await
-        .expect("past the lowered cap a connection is closed, not left open");
-    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    closed_at_once(server.addr, testkit::WAIT).await;
     server.wait_for_log("closing new ones until one ends").await;
 
     client
