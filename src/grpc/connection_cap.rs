@@ -8,17 +8,53 @@
 //! (logged once until one is admitted again), and failed accepts are backed
 //! off ([`AcceptErrors`]). Each admitted connection holds its slot until it
 //! closes.
+//!
+//! Every admitted socket gets TCP keepalive and `TCP_USER_TIMEOUT` ([`tune`]): a peer
+//! whose host vanished (no FIN, no RST: a crash, a cut cable, a NAT entry gone) is found
+//! [`DEAD_PEER_AFTER`] later, idle or with replies stuck unacknowledged, and its
+//! connection closed, so it does not hold a slot forever. The kernel does this at no
+//! cost per call.
 
 use std::convert::Infallible;
+use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::Stream;
-use tokio::net::TcpListener;
+use socket2::{SockRef, TcpKeepalive};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use super::silent_connections::SilentUntilDrain;
 use crate::accept_errors::AcceptErrors;
 use crate::drain::DrainSignal;
+
+/// Idle time before the first keepalive probe.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+
+/// Time between unanswered keepalive probes.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Unanswered probes after which the kernel closes the connection.
+const KEEPALIVE_PROBES: u32 = 2;
+
+/// How long a dead peer's connection lives: idle, the probes' time; with data sent and
+/// not acknowledged, the same bound (`TCP_USER_TIMEOUT`), not the kernel's ~15 minutes of
+/// retransmissions.
+pub const DEAD_PEER_AFTER: Duration = Duration::from_secs(50);
+
+/// Sets the socket options of an admitted connection: replies are small and awaited, so
+/// each is sent at once (`TCP_NODELAY`), and dead peers are found (module doc).
+fn tune(stream: &TcpStream) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let socket = SockRef::from(stream);
+    let keepalive = TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_PROBES);
+    socket.set_tcp_keepalive(&keepalive)?;
+    socket.set_tcp_user_timeout(Some(DEAD_PEER_AFTER))
+}
 
 /// What the loop carries from one accepted connection to the next.
 struct AcceptLoop {
@@ -62,9 +98,8 @@ impl AcceptLoop {
                 );
                 self.refused = 0;
             }
-            // Replies are small and awaited: send each at once.
-            if let Err(err) = stream.set_nodelay(true) {
-                log::debug!("gRPC connection: cannot set TCP_NODELAY: {err}");
+            if let Err(err) = tune(&stream) {
+                log::debug!("gRPC connection: cannot set its socket options: {err}");
             }
             return SilentUntilDrain::new(stream, slot, self.drain.clone());
         }
@@ -89,4 +124,41 @@ pub fn admitted(
         let connection = state.next().await;
         Some((Ok(connection), state))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn admitted_sockets_find_dead_peers_within_the_bound() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let addr = listener.local_addr().expect("bound");
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let _client = client.expect("connect");
+        let (stream, _) = accepted.expect("accept");
+        tune(&stream).expect("options set");
+
+        let socket = SockRef::from(&stream);
+        assert!(stream.nodelay().expect("read TCP_NODELAY"));
+        assert!(socket.keepalive().expect("read SO_KEEPALIVE"));
+        assert_eq!(socket.tcp_keepalive_time().expect("read"), KEEPALIVE_IDLE);
+        assert_eq!(
+            socket.tcp_keepalive_interval().expect("read"),
+            KEEPALIVE_INTERVAL
+        );
+        assert_eq!(
+            socket.tcp_keepalive_retries().expect("read"),
+            KEEPALIVE_PROBES
+        );
+        assert_eq!(
+            socket.tcp_user_timeout().expect("read"),
+            Some(DEAD_PEER_AFTER)
+        );
+        // An idle dead peer is closed after the idle time and the unanswered probes.
+        assert_eq!(
+            KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_PROBES,
+            DEAD_PEER_AFTER
+        );
+    }
 }
