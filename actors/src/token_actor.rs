@@ -8,6 +8,10 @@
 //! Commands are coalesced: every `SET`, `GET` and `DEL` the actor receives while its
 //! mailbox is being drained joins one batch, sent as one pipeline on the
 //! multiplexed connection once the mailbox is empty (or the batch is full).
+//! A request that finds no round trip in flight and no batch being filled is
+//! sent at once, on its own: it has nothing to wait for (at one call in flight
+//! this saves a message per call), and the requests that arrive while it is
+//! in flight coalesce behind it.
 //! Each request is still exactly one Redis command, but the client's fixed
 //! cost per round trip (channel hop, reply future, wake-ups) is paid once per
 //! batch instead of once per request. The actor never waits on Redis: a batch
@@ -235,6 +239,8 @@ pub struct TokenActor {
     conn: TokenLinks,
     settings: Rc<TokenSettings>,
     batch: Batch,
+    /// Round trips sent whose replies have not come back.
+    in_flight: usize,
     /// Outcomes of the batches, so an outage is logged once, not once per
     /// request, and errors are counted for the metrics.
     outage: OutageTracker,
@@ -259,6 +265,7 @@ impl TokenActor {
             conn,
             settings: Rc::new(settings),
             batch: Batch::default(),
+            in_flight: 0,
             outage: OutageTracker::default(),
             wrong_type_logged: false,
             writes_failing: false,
@@ -303,8 +310,18 @@ impl TokenActor {
     }
 
     /// Adds a request to the batch; the first one schedules the flush, which
-    /// runs once the mailbox is drained, so everything queued now joins it.
+    /// runs once the mailbox is drained, so everything queued now joins it. A
+    /// request that finds nothing in flight and nothing batched has nothing to
+    /// join, the usual case at one call in flight: it is sent at once.
     fn enqueue(&mut self, cmds: Vec<redis::Cmd>, waiter: Waiter, ctx: &mut Context<Self>) {
+        if self.batch.requests.is_empty() && self.in_flight == 0 {
+            let conn = match (&waiter, &self.conn.writes) {
+                (Waiter::Stored { .. }, Some(writes)) => writes.clone(),
+                _ => self.conn.all.clone(),
+            };
+            self.send_one(conn, cmds, waiter, ctx);
+            return;
+        }
         if self.batch.requests.is_empty() {
             ctx.notify(Flush);
         }
@@ -346,27 +363,13 @@ impl TokenActor {
         if requests.is_empty() {
             return;
         }
-        let timeout = self.settings.command_timeout;
         if requests.len() == 1
             && let Some((cmds, waiter)) = requests.pop()
         {
-            // One request, the usual batch below about 16 calls in flight:
-            // sent alone (one command: not even as a pipeline), without the
-            // batch's splitting and joining.
-            let replies = async move {
-                match <[redis::Cmd; 1]>::try_from(cmds) {
-                    Ok([cmd]) => conn.reply(&cmd, timeout).await,
-                    Err(cmds) => conn.replies(&pipeline(cmds), timeout).await,
-                }
-            };
-            ctx.spawn(replies.into_actor(self).map(move |replies, actor, _ctx| {
-                actor.note_outcome(std::slice::from_ref(&replies));
-                if let Some(stored) = waiter.answer(all_succeeded(replies)) {
-                    actor.note_writes(&[stored]);
-                }
-            }));
+            self.send_one(conn, cmds, waiter, ctx);
             return;
         }
+        let timeout = self.settings.command_timeout;
         let (cmds, waiters): (Vec<_>, Vec<_>) = requests.into_iter().unzip();
         let replies = async move {
             if conn.one_key_per_pipeline() {
@@ -381,7 +384,9 @@ impl TokenActor {
                 split_replies(conn.replies(&batch_pipeline(cmds), timeout).await, &counts)
             }
         };
+        self.in_flight += 1;
         ctx.spawn(replies.into_actor(self).map(move |replies, actor, _ctx| {
+            actor.in_flight -= 1;
             actor.note_outcome(&replies);
             let stored: Vec<bool> = waiters
                 .into_iter()
@@ -389,6 +394,33 @@ impl TokenActor {
                 .filter_map(|(waiter, replies)| waiter.answer(all_succeeded(replies)))
                 .collect();
             actor.note_writes(&stored);
+        }));
+    }
+
+    /// Sends one request on `conn` on its own (one command: not even as a
+    /// pipeline), without a batch's splitting and joining, and answers its
+    /// waiter when the replies return.
+    fn send_one(
+        &mut self,
+        conn: RedisLink,
+        cmds: Vec<redis::Cmd>,
+        waiter: Waiter,
+        ctx: &mut Context<Self>,
+    ) {
+        let timeout = self.settings.command_timeout;
+        let replies = async move {
+            match <[redis::Cmd; 1]>::try_from(cmds) {
+                Ok([cmd]) => conn.reply(&cmd, timeout).await,
+                Err(cmds) => conn.replies(&pipeline(cmds), timeout).await,
+            }
+        };
+        self.in_flight += 1;
+        ctx.spawn(replies.into_actor(self).map(move |replies, actor, _ctx| {
+            actor.in_flight -= 1;
+            actor.note_outcome(std::slice::from_ref(&replies));
+            if let Some(stored) = waiter.answer(all_succeeded(replies)) {
+                actor.note_writes(&[stored]);
+            }
         }));
     }
 
