@@ -9,7 +9,7 @@
 //! the public port cannot read the topology, drain servers or trigger reloads. Each port's
 //! reflection describes its own services only, so `listen` does not even name Admin's.
 //! Cross-cutting concerns are small layers of their own: [`in_flight_limit`] sheds requests
-//! past a bound, [`connection_cap`] bounds the connections open at once,
+//! past a bound, [`direct_route`] takes the deployed contract's calls past tonic's router, [`connection_cap`] bounds the connections open at once,
 //! [`silent_connections`] ends connections that never spoke once draining
 //! starts or their handshake deadline passes, and finds dead peers with TCP keepalive.
 //! One connection has at most
@@ -28,6 +28,7 @@ pub mod admin;
 pub mod batch;
 pub mod connection_cap;
 pub mod connections;
+pub mod direct_route;
 pub mod in_flight_limit;
 pub mod silent_connections;
 pub mod status;
@@ -56,6 +57,7 @@ use crate::proto::status_service_server::StatusServiceServer;
 use crate::tls::TlsAcceptor;
 use admin::{AdminService, ReloadRequest};
 use batch::BatchService;
+use direct_route::DirectRouteLayer;
 use in_flight_limit::InFlightLimitLayer;
 use status::StatusService;
 
@@ -216,7 +218,7 @@ pub fn serve<H: Health>(
     let health = compressed!(backends.health, reply);
     let public = limited(tonic::transport::Server::builder())
         .layer(InFlightLimitLayer::new(MAX_IN_FLIGHT, shed))
-        .add_service(status_service)
+        .layer(DirectRouteLayer::new(status_service))
         .add_service(batch_service)
         .add_service(health)
         .add_service(reflection_v1)
