@@ -315,11 +315,11 @@ impl TokenActor {
     /// join, the usual case at one call in flight: it is sent at once.
     fn enqueue(&mut self, cmds: Vec<redis::Cmd>, waiter: Waiter, ctx: &mut Context<Self>) {
         if self.batch.requests.is_empty() && self.in_flight == 0 {
-            let conn = match (&waiter, &self.conn.writes) {
-                (Waiter::Stored { .. }, Some(writes)) => writes.clone(),
-                _ => self.conn.all.clone(),
+            let conn = match waiter {
+                Waiter::Stored { .. } => self.conn.for_writes(),
+                _ => &self.conn.all,
             };
-            self.send_one(conn, cmds, waiter, ctx);
+            self.send_one(conn.clone(), cmds, waiter, ctx);
             return;
         }
         if self.batch.requests.is_empty() {
