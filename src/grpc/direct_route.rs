@@ -120,7 +120,10 @@ mod tests {
         std::future::poll_fn(|cx| service.poll_ready(cx))
             .await
             .expect("ready");
-        let request = Request::builder().uri(path).body(()).expect("valid request");
+        let request = Request::builder()
+            .uri(path)
+            .body(())
+            .expect("valid request");
         let response = service.call(request).await.expect("answered");
         response.headers()["served-by"]
             .to_str()
