@@ -41,7 +41,7 @@ const KEEPALIVE_PROBES: u32 = 2;
 /// How long a dead peer's connection lives: idle, the probes' time; with data sent and
 /// not acknowledged, the same bound (`TCP_USER_TIMEOUT`), not the kernel's ~15 minutes of
 /// retransmissions.
-pub const DEAD_PEER_AFTER: Duration = Duration::from_secs(50);
+const DEAD_PEER_AFTER: Duration = Duration::from_secs(50);
 
 /// Sets the socket options of an admitted connection: replies are small and awaited, so
 /// each is sent at once (`TCP_NODELAY`), and dead peers are found (module doc).

@@ -9,10 +9,10 @@
 //! the public port cannot read the topology, drain servers or trigger reloads. Each port's
 //! reflection describes its own services only, so `listen` does not even name Admin's.
 //! Cross-cutting concerns are small layers of their own: [`in_flight_limit`] sheds requests
-//! past a bound, [`direct_route`] takes the deployed contract's calls past tonic's router, [`connection_cap`] bounds the connections open at once,
-//! [`silent_connections`] ends connections that never spoke once draining
-//! starts or their handshake deadline passes, and finds dead peers with TCP keepalive.
-//! One connection has at most
+//! past a bound, [`direct_route`] takes the deployed contract's calls past tonic's router,
+//! [`connection_cap`] bounds the connections open at once and finds dead peers with TCP
+//! keepalive, [`silent_connections`] ends connections that never spoke once draining
+//! starts or their handshake deadline passes. One connection has at most
 //! [`MAX_STREAMS_PER_CONNECTION`] streams open, and a request must be done
 //! within [`REQUEST_DEADLINE`].
 //! [`connections`] puts TLS in front when `[server.tls]` is set.
