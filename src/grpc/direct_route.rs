@@ -4,9 +4,10 @@
 //!
 //! tonic's router is axum's: for each request it matches the path against its route table,
 //! stores the matched wildcard as a request extension and converts the reply's body, about
-//! 4 % of a call at one call in flight. The generated `StatusServiceServer` dispatches on the
-//! method name itself (and answers UNIMPLEMENTED for a method it does not know), so a prefix
-//! test on the path is all the routing these calls need.
+//! 5 % of a call at one call in flight (4.4k-4.6k of 84k instructions). The generated
+//! `StatusServiceServer` dispatches on the method name itself (and answers UNIMPLEMENTED for
+//! a method it does not know), so a prefix test on the path is all the routing these calls
+//! need.
 
 use std::task::{Context, Poll};
 
