@@ -36,8 +36,8 @@ use tokio::task::JoinHandle;
 #[cfg(not(tokio_unstable))]
 compile_error!(
     "status-server runs on tokio's LocalRuntime, which needs `--cfg tokio_unstable`: \
-     .cargo/config.toml sets it, but a RUSTFLAGS variable replaces that setting; \
-     add `--cfg tokio_unstable` to it"
+     .cargo/config.toml sets it, but a RUSTFLAGS (for rustdoc: RUSTDOCFLAGS) variable \
+     replaces that setting; add `--cfg tokio_unstable` to it"
 );
 
 /// Runs `main` to its end on the layout `threads` asks for (docs:
