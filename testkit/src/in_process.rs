@@ -1,7 +1,7 @@
 //! status-server run inside the test process: the library's own
-//! `Server::start` + `serve` on listeners bound to port 0, in an actix
-//! System on a thread of its own (as `main` runs it), driven by control
-//! events instead of signals. Faster than a process, and a failure shows a
+//! `Server::start` + `serve` on listeners bound to port 0, on the runtime
+//! `main` runs it on (`status_server::runtime::block_on`), in a thread of its
+//! own, driven by control events instead of signals. Faster than a process, and a failure shows a
 //! backtrace.
 
 use std::net::SocketAddr;
