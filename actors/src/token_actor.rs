@@ -105,6 +105,12 @@ enum Waiter {
 }
 
 impl Waiter {
+    /// Whether the request is a token write, which goes on the writes link
+    /// when there is one ([`TokenLinks::for_writes`]).
+    fn is_write(&self) -> bool {
+        matches!(self, Waiter::Stored { .. })
+    }
+
     /// Hands the request's replies to its requester (who may have gone: the
     /// caller's future was dropped, nothing to do). For a token write, returns
     /// whether the token counts as stored (replicas included).
@@ -232,6 +238,16 @@ impl TokenLinks {
     fn for_writes(&self) -> &RedisLink {
         self.writes.as_ref().unwrap_or(&self.all)
     }
+
+    /// Where the request `waiter` answers goes: the same rule as
+    /// [`TokenActor::send`]'s split of a batch.
+    fn for_request(&self, waiter: &Waiter) -> &RedisLink {
+        if waiter.is_write() {
+            self.for_writes()
+        } else {
+            &self.all
+        }
+    }
 }
 
 /// Owns the token store's connections, settings and the batch being filled.
@@ -315,11 +331,8 @@ impl TokenActor {
     /// join, the usual case at one call in flight: it is sent at once.
     fn enqueue(&mut self, cmds: Vec<redis::Cmd>, waiter: Waiter, ctx: &mut Context<Self>) {
         if self.batch.requests.is_empty() && self.in_flight == 0 {
-            let conn = match waiter {
-                Waiter::Stored { .. } => self.conn.for_writes(),
-                _ => &self.conn.all,
-            };
-            self.send_one(conn.clone(), cmds, waiter, ctx);
+            let conn = self.conn.for_request(&waiter).clone();
+            self.send_one(conn, cmds, waiter, ctx);
             return;
         }
         if self.batch.requests.is_empty() {
@@ -345,7 +358,7 @@ impl TokenActor {
             Some(writes) => {
                 let (stores, others): (Vec<_>, Vec<_>) = requests
                     .into_iter()
-                    .partition(|(_, waiter)| matches!(waiter, Waiter::Stored { .. }));
+                    .partition(|(_, waiter)| waiter.is_write());
                 self.send_on(writes, stores, ctx);
                 self.send_on(self.conn.all.clone(), others, ctx);
             }
