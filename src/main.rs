@@ -19,6 +19,13 @@ use tokio::sync::mpsc;
 
 mod signals;
 
+/// mimalloc rather than the system allocator: a call allocates about 50 times (h2 frames,
+/// headers, the reply), and glibc's malloc and free were a tenth of its instructions
+/// (README, design notes). Only this binary: the library and the benchmark baselines keep
+/// the allocator their own binaries choose.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The config keys, for `--help` (docs/contract.md §4-5 and the README say more).
 const CONFIG_KEYS: &str = "\
 Config keys (default):
