@@ -11,8 +11,10 @@
 //!   (`SET utoken_<uid> bench-token-<uid>` for each uid). Use a `--uid-base` apart from the
 //!   get-chat-server run's, which replaces the tokens of the uids it places.
 //! - Calls completing during `--warmup` are not counted; at the end, calls still in flight
-//!   are abandoned and not counted. Every call has the `--timeout` deadline.
-//! - `--rate R` caps the total at about R calls/s (for soak runs).
+//!   are abandoned and not counted. Every call has the `--timeout` deadline. The JSON's
+//!   `all_calls`, `all_ok` and `all_failures` (by kind) cover every call that returned,
+//!   warm-up included, to compare with the server's own counts.
+//! - `--rate R` caps the total at about R calls/s (soak runs, and latency at a fixed load).
 //!
 //! Exit status: 0 when every counted call was ok; 1 when some got a business error; 3 when
 //! the server could not be reached, some call failed with a gRPC status, or no call

@@ -37,6 +37,9 @@ pub struct Report {
     pub all_calls: u64,
     /// Those of `all_calls` that were ok.
     pub all_ok: u64,
+    /// The others, by kind (`business 1010`, `grpc UNAVAILABLE`): where failures in the
+    /// warm-up or after the end show.
+    pub all_failures: BTreeMap<String, u64>,
     pub rps: f64,
     pub mean_us: f64,
     pub p50_us: u64,
@@ -79,6 +82,7 @@ impl Report {
             unfinished_workers: 0,
             all_calls: tally.all_calls,
             all_ok: tally.all_ok,
+            all_failures: tally.all_failures.clone(),
             rps: if setup.duration_s > 0.0 {
                 tally.requests as f64 / setup.duration_s
             } else {
@@ -169,6 +173,17 @@ impl Report {
                 ),
             ),
         ]);
+        if !self.all_failures.is_empty() {
+            rows.push((
+                "all failures",
+                by_code(
+                    self.all_failures
+                        .iter()
+                        .map(|(name, n)| (name.clone(), *n))
+                        .collect(),
+                ),
+            ));
+        }
         output::fields(&rows)
     }
 }
@@ -191,6 +206,7 @@ mod tests {
             Outcome::Grpc(tonic::Code::DeadlineExceeded),
             Duration::from_secs(5),
         );
+        tally.count(Outcome::Grpc(tonic::Code::Cancelled));
         let setup = Setup {
             rpc: "login",
             addr: "http://127.0.0.1:50052".into(),
@@ -218,6 +234,7 @@ mod tests {
             "unfinished_workers",
             "all_calls",
             "all_ok",
+            "all_failures",
             "rps",
             "p50_us",
             "p99_us",
@@ -238,5 +255,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("p50 1.00ms"), "{text}");
+        assert_eq!(json["all_failures"]["grpc CANCELLED"], 1);
+        assert!(
+            text.contains("all failures:    1 (grpc CANCELLED: 1)"),
+            "{text}"
+        );
     }
 }

@@ -22,6 +22,17 @@ pub enum Outcome {
     Grpc(tonic::Code),
 }
 
+impl Outcome {
+    /// How a failed call is named in `all_failures` (`business 1010`, `grpc UNAVAILABLE`).
+    fn failure_name(self) -> Option<String> {
+        match self {
+            Outcome::Ok => None,
+            Outcome::Business(code) => Some(format!("business {code}")),
+            Outcome::Grpc(code) => Some(format!("grpc {}", crate::failure::code_name(code))),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Tally {
     pub latency_us: Histogram<u64>,
@@ -29,6 +40,9 @@ pub struct Tally {
     pub all_calls: u64,
     /// Those of `all_calls` that were ok.
     pub all_ok: u64,
+    /// The others, by `Outcome::failure_name`: failures in the warm-up or after the end
+    /// show here, and only here.
+    pub all_failures: BTreeMap<String, u64>,
     pub requests: u64,
     pub ok: u64,
     pub business_errors: BTreeMap<i32, u64>,
@@ -42,6 +56,7 @@ impl Tally {
                 .expect("constant histogram bounds are valid"),
             all_calls: 0,
             all_ok: 0,
+            all_failures: BTreeMap::new(),
             requests: 0,
             ok: 0,
             business_errors: BTreeMap::new(),
@@ -49,6 +64,16 @@ impl Tally {
         }
     }
 
+    /// Counts a call that returned, whenever it did (`all_calls`, `all_ok`, `all_failures`).
+    pub fn count(&mut self, outcome: Outcome) {
+        self.all_calls += 1;
+        match outcome.failure_name() {
+            None => self.all_ok += 1,
+            Some(name) => *self.all_failures.entry(name).or_default() += 1,
+        }
+    }
+
+    /// Records a call that returned inside the measured window.
     pub fn record(&mut self, outcome: Outcome, latency: Duration) {
         self.requests += 1;
         match outcome {
@@ -73,6 +98,9 @@ impl Tally {
             .expect("histograms with the same bounds add up");
         self.all_calls += other.all_calls;
         self.all_ok += other.all_ok;
+        for (name, n) in &other.all_failures {
+            *self.all_failures.entry(name.clone()).or_default() += n;
+        }
         self.requests += other.requests;
         self.ok += other.ok;
         for (code, n) in &other.business_errors {
@@ -108,6 +136,7 @@ mod tests {
     #[test]
     fn outcomes_are_counted_and_grpc_errors_stay_out_of_the_histogram() {
         let mut a = Tally::new();
+        a.count(Outcome::Business(1010));
         a.record(Outcome::Ok, Duration::from_micros(100));
         a.record(Outcome::Business(1010), Duration::from_micros(300));
         let mut b = Tally::new();
@@ -116,7 +145,17 @@ mod tests {
             Duration::from_secs(5),
         );
         b.record(Outcome::Ok, Duration::from_micros(200));
+        b.count(Outcome::Grpc(tonic::Code::Unavailable));
+        b.count(Outcome::Ok);
         a.merge(&b);
+        assert_eq!((a.all_calls, a.all_ok), (3, 1));
+        assert_eq!(
+            a.all_failures.iter().collect::<Vec<_>>(),
+            [
+                (&"business 1010".to_string(), &1),
+                (&"grpc UNAVAILABLE".to_string(), &1)
+            ]
+        );
         assert_eq!(a.requests, 4);
         assert_eq!(a.ok, 2);
         assert_eq!(a.business_total(), 1);

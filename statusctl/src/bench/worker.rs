@@ -91,8 +91,7 @@ impl Worker {
                     .tally
                     .lock()
                     .expect("no worker panics while holding a tally");
-                tally.all_calls += 1;
-                tally.all_ok += u64::from(outcome == Outcome::Ok);
+                tally.count(outcome);
                 if done < self.measure_from || done > self.stop_at {
                     continue;
                 }
